@@ -1,0 +1,40 @@
+# The two commands: `make test` and `make bench`. The first target that needs it creates the
+# virtual environment (.venv) from pyproject.toml; later calls reuse it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUITE  ?= quick
+RESULTS ?= results
+
+.PHONY: install test bench leaderboard reproduce cost-benchmark verify-data clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench run --suite $(SUITE) --results $(RESULTS)
+	$(BIN)/python -m bench leaderboard --results $(RESULTS)
+
+leaderboard: $(STAMP)
+	$(BIN)/python -m bench leaderboard --results $(RESULTS)
+
+reproduce: $(STAMP)
+	$(BIN)/python -m bench run --suite paper --device auto --results $(RESULTS)
+	$(BIN)/python -m bench leaderboard --results $(RESULTS)
+
+cost-benchmark: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_cost_benchmark.py --benchmark-enable --benchmark-columns=median,ops --benchmark-sort=name
+
+verify-data: $(STAMP)
+	$(BIN)/python -m bench verify-data
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,129 @@
+"""Command line: ``python -m bench {run,leaderboard,rescore,list,verify-data}`` (also ``uqbench``).
+
+Bad input (unknown names, malformed suites, missing data roots, corrupt result files) ends with
+a one-line ``error: ...`` and exit status 2; nothing already written is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+RESULTS = Path("results")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench import runner, suite
+
+    s = suite.load(args.suite)
+    if args.seeds:
+        s.seeds = [int(x) for x in args.seeds.split(",")]
+    split = lambda v: v.split(",") if v else None  # noqa: E731
+    if args.launcher == "ray":
+        from bench import launch_ray
+
+        rep = launch_ray.run_suite(s, args.results, force=args.force, device=args.device,
+                                   only_tasks=split(args.tasks), only_methods=split(args.methods),
+                                   address=args.address)
+    else:
+        rep = runner.run_suite(s, args.results, force=args.force, device=args.device,
+                               only_tasks=split(args.tasks), only_methods=split(args.methods))
+    print(f"suite {s.name}: {len(rep.done)} run, {len(rep.reused)} already done, "
+          f"{len(rep.skipped)} skipped, {len(rep.failed)} failed")
+    for f in rep.failed:
+        print(f"  failed: {f}")
+    return 1 if rep.failed else 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench import report
+
+    out = report.build(args.results, Path(args.out))
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_rescore(args: argparse.Namespace) -> int:
+    from bench import rescore
+
+    n = rescore.rescore(args.results, suite=args.suite, max_members=args.max_members)
+    print(f"rescored {n} result files")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    import methods
+    from bench import suite
+    from bench.tasks import TASKS, task_params
+
+    print("tasks:")
+    for name in sorted(TASKS):
+        print(f"  {name:24s} params: {', '.join(task_params(name))}")
+    print("methods:")
+    for name, cls in sorted(methods.REGISTRY.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"  {name:24s} {doc}")
+    print("suites:")
+    for name in suite.available():
+        print(f"  {name:24s} {suite.load(name).description}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from bench.data.root import data_root, verify_manifest
+
+    root = Path(args.root) if args.root else data_root()
+    manifest = Path(args.manifest) if args.manifest else root / "MANIFEST"
+    status = verify_manifest(root, manifest)
+    for name, state in sorted(status.items()):
+        print(f"{name:20s} {state}")
+    return 0 if all(v == "ok" for v in status.values()) else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a suite (skips finished jobs)")
+    r.add_argument("--suite", required=True, help="suite name (bench/suites) or path to a .toml")
+    r.add_argument("--results", type=Path, default=RESULTS)
+    r.add_argument("--force", action="store_true", help="redo finished jobs")
+    r.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
+    r.add_argument("--tasks", help="comma-separated task names to run (default: all)")
+    r.add_argument("--methods", help="comma-separated method entries to run (default: all)")
+    r.add_argument("--seeds", help="comma-separated seeds overriding the suite's")
+    r.add_argument("--launcher", choices=["local", "ray"], default="local")
+    r.add_argument("--address", help="Ray cluster address (with --launcher ray)")
+    r.set_defaults(fn=_cmd_run)
+    lb = sub.add_parser("leaderboard", help="rebuild leaderboard.md, summary.csv and figures")
+    lb.add_argument("--results", type=Path, default=RESULTS)
+    lb.add_argument("--out", default="leaderboard.md")
+    lb.set_defaults(fn=_cmd_leaderboard)
+    rs = sub.add_parser("rescore", help="recompute metrics (and ensemble-size sweeps) from saved logits")
+    rs.add_argument("--results", type=Path, default=RESULTS)
+    rs.add_argument("--suite")
+    rs.add_argument("--max-members", type=int, default=None)
+    rs.set_defaults(fn=_cmd_rescore)
+    sub.add_parser("list", help="list tasks, methods and suites").set_defaults(fn=_cmd_list)
+    v = sub.add_parser("verify-data", help="check a data root against its MANIFEST of checksums")
+    v.add_argument("--root")
+    v.add_argument("--manifest")
+    v.set_defaults(fn=_cmd_verify)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from bench.data.root import DataError, MissingData
+    from bench.results import ResultError
+
+    try:
+        return args.fn(args)
+    except (ValueError, MissingData, DataError, ResultError, FileNotFoundError, NotImplementedError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

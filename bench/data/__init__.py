@@ -1,0 +1,59 @@
+"""Data layer: finding, downloading, checking and loading the benchmark's data sets.
+
+Images come back as uint8 ``(N, H, W, 3)`` arrays (``ImageSet``), texts as lists of
+strings (``TextSet``); both carry int64 labels and the class names. The data root is
+env ``UQBENCH_DATA`` (default ``./data``); ``UQBENCH_OFFLINE=1`` forbids downloads.
+"""
+
+from bench.data.corruptions import CORRUPTIONS, corrupt
+from bench.data.images import (
+    ImageSet,
+    load_cifar,
+    load_image_folder,
+    load_imagenet,
+    load_svhn,
+    load_textures,
+)
+from bench.data.root import (
+    DataError,
+    FetchFailed,
+    MissingData,
+    data_root,
+    extract,
+    fetch,
+    fetch_and_extract,
+    verify_manifest,
+)
+from bench.data.text import (
+    TextSet,
+    load_ag_news,
+    load_clinc150,
+    load_sst2,
+    load_text_csv,
+    load_trec,
+)
+
+__all__ = [
+    "CORRUPTIONS",
+    "DataError",
+    "FetchFailed",
+    "ImageSet",
+    "MissingData",
+    "TextSet",
+    "corrupt",
+    "data_root",
+    "extract",
+    "fetch",
+    "fetch_and_extract",
+    "load_ag_news",
+    "load_cifar",
+    "load_clinc150",
+    "load_image_folder",
+    "load_imagenet",
+    "load_sst2",
+    "load_svhn",
+    "load_text_csv",
+    "load_textures",
+    "load_trec",
+    "verify_manifest",
+]

@@ -1,0 +1,128 @@
+"""Figures from result files: reliability diagrams, risk-coverage curves, quality against cost.
+
+One PNG of each kind per (suite, task) under ``results/figures/``. Curves pool every seed's
+saved logits; a figure whose logits are not on this machine is left as it is.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench import metrics, results  # noqa: E402
+from bench.scoring import softmax  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    results.write_atomic(path, buf.getvalue())
+
+
+def _pooled_test_probs(root: Path, jobs: list[dict]) -> tuple[np.ndarray, np.ndarray] | None:
+    probs, labels = [], []
+    for j in sorted(jobs, key=lambda j: j["seed"]):
+        path = results.logits_location(root, j["logits"])
+        if not path.exists():
+            return None
+        lg, lb = results.load_logits(path)
+        probs.append(softmax(lg["test"]).mean(0))
+        labels.append(lb["test"])
+    return np.concatenate(probs), np.concatenate(labels)
+
+
+def _reliability(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
+    n = len(pooled)
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for ax, (m, (p, y)) in zip(axes.flat, pooled.items()):
+        c = metrics.reliability_curve(p, y)
+        centers = (c["lower"] + c["upper"]) / 2
+        width = c["upper"] - c["lower"]
+        acc = np.nan_to_num(c["accuracy"])
+        ax.bar(centers, acc, width=width, edgecolor="k", linewidth=0.4, label="accuracy")
+        ax.plot([0, 1], [0, 1], "r--", linewidth=0.8)
+        ece = metrics.compute(p, y)["ece"]
+        ax.set_title(f"{m} (ECE {ece:.3f})", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _risk_coverage(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for m, (p, y) in pooled.items():
+        cov, risk = metrics.risk_coverage_curve(p, y)
+        ax.plot(cov, risk, label=f"{m} (AURC {metrics.compute(p, y)['aurc']:.3f})", linewidth=1)
+    ax.set_xlabel("coverage")
+    ax.set_ylabel("risk (error rate)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _quality_cost(by_method: dict[str, list[dict]], title: str):
+    ref = np.mean([j["cost"]["latency_ms"] for j in by_method.get("single", [])] or [math.nan])
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    for m, js in by_method.items():
+        x = np.mean([j["cost"]["latency_ms"] for j in js]) / ref
+        for ax, key in zip(axes, ("ood_mean/auroc_msp", "test/nll")):
+            vals = [j["metrics"][key] for j in js if key in j["metrics"]]
+            if vals and not math.isnan(x):
+                ax.errorbar(x, np.mean(vals), yerr=np.std(vals) if len(vals) > 1 else None, fmt="o", capsize=3)
+                ax.annotate(m, (x, np.mean(vals)), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for ax, label in zip(axes, ("OOD AUROC (MSP, mean over sets) ↑", "NLL ↓")):
+        ax.set_xlabel("latency relative to single model")
+        ax.set_ylabel(label)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def make_all(root: Path, jobs: list[dict], link_base: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """Draw every figure; returns {(suite, task): {title: path relative to link_base}}."""
+    groups: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for j in jobs:
+        groups[(j["suite"], j["task"])][j["method"]].append(j)
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    fig_dir = root / "figures"
+    for (suite, task), by_method in sorted(groups.items()):
+        by_method = dict(sorted(by_method.items(), key=lambda kv: (kv[0] != "single", kv[0])))
+        made = {}
+        stem = f"{suite}__{task}"
+        pooled = {m: p for m, js in by_method.items() if (p := _pooled_test_probs(root, js)) is not None}
+        drawers = {
+            "reliability": (lambda: _reliability(pooled, f"{task} ({suite}): reliability")) if pooled else None,
+            "risk-coverage": (lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage")) if pooled else None,
+            "quality-vs-cost": lambda: _quality_cost(by_method, f"{task} ({suite}): quality against cost"),
+        }
+        for name, draw in drawers.items():
+            path = fig_dir / f"{stem}__{name}.png"
+            if draw is not None:
+                _save(draw(), path)
+            if path.exists():
+                made[name] = _rel(path, link_base)
+        out[(suite, task)] = made
+    return out
+
+
+def _rel(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()

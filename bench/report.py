@@ -1,0 +1,200 @@
+"""Aggregate result files into ``results/summary.csv``, ``leaderboard.md`` and figures.
+
+Everything here is derived from the result files alone (no training). A result file that is
+unreadable or does not match the schema stops the report with its name: it never silently
+drops a row. The same inputs give a byte-identical leaderboard.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import results
+
+# (metric key, column title, higher is better)
+MAIN = [
+    ("test/acc", "Acc ↑", True),
+    ("test/nll", "NLL ↓", False),
+    ("test/brier", "Brier ↓", False),
+    ("test/ece", "ECE ↓", False),
+    ("test/aurc", "AURC ↓", False),
+    ("ood_near/auroc_msp", "AUROC near ↑", True),
+    ("ood_far/auroc_msp", "AUROC far ↑", True),
+    ("ood_mean/fpr95_msp", "FPR95 ↓", False),
+    ("shift/mean/acc", "Shift acc ↑", True),
+    ("shift/mean/ece", "Shift ECE ↓", False),
+]
+COST = [("params", "Params ×"), ("flops", "FLOPs ×"), ("latency_ms", "Latency ×"), ("throughput", "Throughput ×")]
+OOD_KEYS = [("auroc_msp", True), ("auroc_entropy", True), ("auroc_mi", True), ("aupr_msp", True), ("fpr95_msp", False)]
+
+LEGEND = """\
+Columns: **Acc** top-1 accuracy; **NLL** negative log-likelihood of the predictive distribution
+(mean of member softmaxes); **Brier** squared error summed over classes; **ECE** expected
+calibration error, 15 equal-width bins of top-label confidence; **AURC** area under the
+risk-coverage curve of max-probability confidence; **AUROC near / far** OOD detection with the
+negated max probability as score (higher score = more likely OOD), averaged over near- / far-OOD
+sets; **FPR95** fraction of OOD samples accepted at the threshold keeping 95 % of
+in-distribution samples, averaged over all OOD sets; **Shift acc / ECE** averaged over every
+corruption and severity. Cost columns are ratios to the `single` model of the same task
+(params, forward FLOPs per sample, latency at the small batch, throughput at the large batch).
+Values are mean ± standard deviation over seeds; the best mean of each column is in bold.
+"""
+
+
+def load_all(root: Path) -> tuple[list[dict], list[dict]]:
+    """Every result file under ``root/runs``: (finished jobs, skipped tasks and jobs)."""
+    ok, skipped = [], []
+    for path in sorted((root / "runs").rglob("*.json")):
+        obj = results.read(path)  # raises ResultError naming the file
+        obj["_path"] = str(path.relative_to(root))
+        (ok if obj["status"] == "ok" else skipped).append(obj)
+    return ok, skipped
+
+
+def summary_frame(jobs: list[dict]) -> pd.DataFrame:
+    rows = []
+    for j in jobs:
+        row = {"suite": j["suite"], "task": j["task"], "method": j["method"], "seed": j["seed"],
+               "members": j["cost"].get("members", math.nan), "device": j["provenance"].get("device", ""),
+               "commit": j["provenance"].get("git_commit", "")[:10], "file": j["_path"]}
+        row.update(j["metrics"])
+        row.update({f"cost/{k}": v for k, v in j["cost"].items()})
+        row.update({f"wall/{k}": v for k, v in j["wall"].items()})
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    fixed = ["suite", "task", "method", "seed", "members", "device", "commit", "file"]
+    return df[fixed + sorted(c for c in df.columns if c not in fixed)].sort_values(["suite", "task", "method", "seed"])
+
+
+def _fmt(values: list[float]) -> str:
+    v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not v:
+        return "–"
+    mean = float(np.mean(v))
+    digits = 3 if abs(mean) < 100 else 1
+    return f"{mean:.{digits}f} ± {float(np.std(v, ddof=1)):.{digits}f}" if len(v) > 1 else f"{mean:.{digits}f}"
+
+
+def _mean(values: list[float]) -> float:
+    v = [x for x in values if x is not None and not math.isnan(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _bold_best(cells: dict[str, str], means: dict[str, float], higher: bool) -> None:
+    finite = {k: v for k, v in means.items() if not math.isnan(v)}
+    if len(finite) > 1:
+        best = (max if higher else min)(finite.values())
+        for k, v in finite.items():
+            if v == best:
+                cells[k] = f"**{cells[k]}**"
+
+
+def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[str]:
+    by_method: dict[str, list[dict]] = defaultdict(list)
+    for j in jobs:
+        by_method[j["method"]].append(j)
+    names = sorted(by_method, key=lambda m: (m != "single", m))
+    present = [(k, t, h) for k, t, h in MAIN if any(k in j["metrics"] for j in jobs)]
+    ref = {k: _mean([j["cost"][k] for j in by_method["single"]]) for k, _ in COST} if "single" in by_method else {}
+
+    columns: dict[str, dict[str, str]] = defaultdict(dict)
+    for key, title, higher in present:
+        means = {}
+        for m in names:
+            vals = [j["metrics"].get(key, math.nan) for j in by_method[m]]
+            columns[title][m], means[m] = _fmt(vals), _mean(vals)
+        _bold_best(columns[title], means, higher)
+    rows = []
+    for m in names:
+        js = by_method[m]
+        row = [f"`{m}`", str(js[0]["cost"].get("members", "")), str(len(js))]
+        row += [columns[t][m] for _, t, _ in present]
+        for key, _ in COST:
+            r = _mean([j["cost"][key] for j in js]) / ref[key] if ref.get(key) else math.nan
+            row.append("–" if math.isnan(r) else f"{r:.2f}")
+        rows.append(row)
+    lines = [f"### Task `{task}`", ""]
+    lines += _table(["Method", "M", "Seeds"] + [t for _, t, _ in present] + [t for _, t in COST], rows)
+
+    ood_sets = sorted({k.split("/")[1] for j in jobs for k in j["metrics"] if k.startswith("ood/")})
+    if ood_sets:
+        near = set(jobs[0].get("near_ood", []))
+        lines += ["", "OOD detection per set (AUROC with max-probability / entropy / mutual-information scores, AUPR and FPR95 with max-probability):", ""]
+        header = ["Method"] + [f"{s}{' (near)' if s in near else ''} {k}" for s in ood_sets for k, _ in OOD_KEYS]
+        cells = {m: {} for m in names}
+        for s in ood_sets:
+            for k, higher in OOD_KEYS:
+                col = {m: _fmt([j["metrics"].get(f"ood/{s}/{k}", math.nan) for j in by_method[m]]) for m in names}
+                _bold_best(col, {m: _mean([j["metrics"].get(f"ood/{s}/{k}", math.nan) for j in by_method[m]]) for m in names}, higher)
+                for m in names:
+                    cells[m][(s, k)] = col[m]
+        lines += _table(header, [[f"`{m}`"] + [cells[m][(s, k)] for s in ood_sets for k, _ in OOD_KEYS] for m in names])
+
+    sevs = sorted({k.split("/")[1] for j in jobs for k in j["metrics"] if k.startswith("shift/sev")})
+    if sevs:
+        lines += ["", "Covariate shift (mean over corruptions) per severity: accuracy / ECE / NLL:", ""]
+        rows = []
+        for m in names:
+            row = [f"`{m}`"]
+            for s in sevs:
+                row.append(" / ".join(_fmt([j["metrics"].get(f"shift/{s}/{k}", math.nan) for j in by_method[m]])
+                                      for k in ("acc", "ece", "nll")))
+            rows.append(row)
+        lines += _table(["Method"] + [f"severity {s.removeprefix('sev')}" for s in sevs], rows)
+
+    notes = sorted({f"`{m}`: {j['extra']['note']}" for m in names for j in by_method[m] if j["extra"].get("note")})
+    notes += sorted({n for j in jobs for n in j.get("notes", [])})
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    if figures:
+        lines += ["", "Figures: " + ", ".join(f"[{t}]({p})" for t, p in sorted(figures.items()))]
+    return lines + [""]
+
+
+def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str], dict[str, str]]) -> str:
+    lines = ["# Leaderboard", "",
+             "Generated by `make leaderboard` from the result files in `results/runs/`; do not edit by hand.",
+             "Per-job numbers are in `results/summary.csv`.", "", LEGEND]
+    suites = sorted({j["suite"] for j in jobs} | {s["suite"] for s in skipped})
+    for suite in suites:
+        sj = [j for j in jobs if j["suite"] == suite]
+        devices = sorted({j["provenance"].get("device", "?") for j in sj})
+        commits = sorted({j["provenance"].get("git_commit", "?")[:10] for j in sj})
+        seeds = sorted({j["seed"] for j in sj})
+        lines += [f"## Suite `{suite}`", "",
+                  f"Seeds: {', '.join(map(str, seeds)) or '–'}; device: {', '.join(devices) or '–'}; "
+                  f"commits: {', '.join(commits) or '–'}; cost dtype: "
+                  f"{', '.join(sorted({str(j['cost'].get('dtype', '?')) for j in sj})) or '–'}.", ""]
+        for task in sorted({j["task"] for j in sj}):
+            lines += task_section(task, [j for j in sj if j["task"] == task], figures.get((suite, task), {}))
+        sk = [s for s in skipped if s["suite"] == suite]
+        if sk:
+            lines += ["Skipped:", ""]
+            lines += [f"- `{s['task']}`{' / `' + s['method'] + '`' if s.get('method') else ''}: {s['reason']}" for s in sk]
+            lines += [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def build(root: Path, out: Path) -> Path:
+    """Write ``root/summary.csv``, figures under ``root/figures`` and the leaderboard ``out``."""
+    from bench import figures as figs
+
+    jobs, skipped = load_all(root)
+    df = summary_frame(jobs)
+    results.write_atomic(root / "summary.csv", df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    made = figs.make_all(root, jobs, out.parent)
+    results.write_atomic(out, render(jobs, skipped, made))
+    return out

@@ -1,0 +1,151 @@
+"""Result files: one JSON per job, validated on write and on read, written atomically.
+
+Layout: ``<results>/runs/<suite>/<task>/<method>/seed<k>.json`` with the member logits beside
+it (``seed<k>.logits.npz``, float16), and ``<results>/runs/<suite>/<task>/skipped.json`` for a
+task whose data or weights are missing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+# field -> type, for a finished job ("ok") and for a skipped task or job ("skipped")
+_FIELDS_OK = {
+    "schema": int, "status": str, "suite": str, "task": str, "method": str, "seed": int,
+    "params": dict, "task_config": dict, "config_hash": str, "metrics": dict, "cost": dict,
+    "wall": dict, "provenance": dict, "extra": dict, "logits": str,
+}
+_FIELDS_SKIPPED = {"schema": int, "status": str, "suite": str, "task": str, "reason": str, "provenance": dict}
+
+
+class ResultError(ValueError):
+    """A result file that is unreadable or does not match the schema."""
+
+
+@dataclass(frozen=True)
+class JobId:
+    suite: str
+    task: str
+    method: str
+    seed: int
+
+    def path(self, root: Path) -> Path:
+        return root / "runs" / self.suite / self.task / self.method / f"seed{self.seed}.json"
+
+
+def skip_path(root: Path, suite: str, task: str, method: str | None = None) -> Path:
+    base = root / "runs" / suite / task
+    return (base / method if method else base) / "skipped.json"
+
+
+def validate(obj: Any, where: str) -> dict[str, Any]:
+    """Check a result object against the schema; raise ``ResultError`` naming ``where``."""
+    if not isinstance(obj, dict):
+        raise ResultError(f"{where}: not a JSON object")
+    if obj.get("schema") != SCHEMA_VERSION:
+        raise ResultError(f"{where}: schema version {obj.get('schema')!r}, expected {SCHEMA_VERSION}")
+    fields = {"ok": _FIELDS_OK, "skipped": _FIELDS_SKIPPED}.get(obj.get("status"))
+    if fields is None:
+        raise ResultError(f"{where}: status {obj.get('status')!r} is neither 'ok' nor 'skipped'")
+    for key, typ in fields.items():
+        if key not in obj:
+            raise ResultError(f"{where}: missing field {key!r}")
+        if not isinstance(obj[key], typ) or (typ is int and isinstance(obj[key], bool)):
+            raise ResultError(f"{where}: field {key!r} should be {typ.__name__}")
+    for key in ("metrics", "cost") if obj["status"] == "ok" else ():
+        for k, v in obj[key].items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                if key == "cost" and isinstance(v, str):
+                    continue
+                raise ResultError(f"{where}: {key}[{k!r}] is not a number")
+            if isinstance(v, float) and math.isnan(v) and key == "metrics":
+                raise ResultError(f"{where}: metrics[{k!r}] is NaN")
+    return obj
+
+
+def read(path: Path) -> dict[str, Any]:
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultError(f"{path}: unreadable result file ({type(e).__name__}: {e})") from None
+    return validate(obj, str(path))
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write(path: Path, obj: dict[str, Any]) -> None:
+    validate(obj, str(path))
+    write_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+def provenance(device: str) -> dict[str, Any]:
+    """Where and with what a result was produced."""
+    import numpy
+    import timm
+    import torch
+    import transformers
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                                 cwd=Path(__file__).resolve().parent)
+            return out.stdout.strip() if out.returncode == 0 else ""
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    return {
+        "git_commit": git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "versions": {
+            "python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
+            "transformers": transformers.__version__, "numpy": numpy.__version__,
+        },
+        "device": device,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def save_logits(path: Path, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> None:
+    arrays = {f"logits|{k}": v.astype(np.float16) for k, v in logits.items()}
+    arrays.update({f"labels|{k}": v.astype(np.int16) for k, v in labels.items()})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_atomic(path, buf.getvalue())
+
+
+def load_logits(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    with np.load(path) as z:
+        logits = {k.split("|", 1)[1]: z[k].astype(np.float32) for k in z.files if k.startswith("logits|")}
+        labels = {k.split("|", 1)[1]: z[k].astype(np.int64) for k in z.files if k.startswith("labels|")}
+    return logits, labels
+
+
+def logits_location(root: Path, ref: str) -> Path:
+    """Resolve a result's ``logits`` field: relative to the results root, or ``cache:``."""
+    if ref.startswith("cache:"):
+        from bench.tasks.base import cache_root
+
+        return cache_root() / "logits" / ref.removeprefix("cache:")
+    return root / ref

@@ -1,0 +1,186 @@
+"""The runner: one job per (task, method, seed); finished jobs are skipped, nothing is lost.
+
+A job fits the method, evaluates member logits on every set of the task, measures cost, and
+writes the logits and then the result file, each atomically. A job is finished exactly when
+its result file exists and matches the job's configuration hash, so a run killed at any point
+resumes where it stopped. Trained models are cached by the task (``Task.train``), so a
+resumed deep ensemble does not retrain finished members.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import methods
+from bench import cost, results, scoring
+from bench.data.root import MissingData, data_root
+from bench.results import JobId, ResultError
+from bench.suite import MethodEntry, Suite, build_task
+from bench.tasks.base import SupervisedTask, cache_root, config_hash
+
+LOGITS_COMMIT_LIMIT = 2 * 2**20  # larger logit files go to the cache, not the repository
+
+
+def seed_everything(seed: int) -> None:
+    """The one place seeds are set."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+@dataclass
+class RunReport:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+@torch.no_grad()
+def evaluate(method: methods.UQMethod, task: SupervisedTask) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Member logits ``(M, N, C)`` and labels of every evaluated set."""
+    method.eval()
+    logits, labels = {}, {}
+    for name, split in task.eval_sets().items():
+        chunks = [method.forward_members(x).float().cpu() for x, _ in task.iterate(split, task.eval_batch_size)]
+        logits[name] = torch.cat(chunks, dim=1).numpy()
+        labels[name] = split.y.numpy()
+    return logits, labels
+
+
+def job_hash(task: SupervisedTask, entry: MethodEntry, seed: int) -> str:
+    return config_hash([task.config, entry.method, entry.params, seed])
+
+
+def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, root: Path) -> dict:
+    """Fit, evaluate, measure and write one job; returns the result object."""
+    job = JobId(suite.name, task.name, entry.name, seed)
+    task.seed = seed
+    seed_everything(seed)
+    method = methods.create(entry.method, **entry.params)
+    t0 = time.perf_counter()
+    method.fit(task)
+    fit_s = time.perf_counter() - t0
+    seed_everything(seed)
+    t0 = time.perf_counter()
+    logits, labels = evaluate(method, task)
+    eval_s = time.perf_counter() - t0
+    # Score the float16 logits that are saved, so that `rescore` reproduces every number.
+    logits = {k: v.astype(np.float16).astype(np.float32) for k, v in logits.items()}
+    metric_values = scoring.score(logits, labels, task.near_ood)
+
+    t0 = time.perf_counter()
+    test = task.splits["test"]
+    make = lambda b: task._inputs(test, torch.arange(b) % len(test), False, None)  # noqa: E731
+    dtype = getattr(torch, suite.dtype)
+    costs = cost.measure(method.forward_members, make, method.num_parameters(), task.device,
+                         suite.batch_sizes, suite.cost_repeats, threads=suite.threads, dtype=dtype)
+    costs["members"] = method.num_members
+    cost_s = time.perf_counter() - t0
+
+    rel = job.path(root).relative_to(root).with_suffix(".logits.npz")
+    logits_path = root / rel
+    results.save_logits(logits_path, logits, labels)
+    if logits_path.stat().st_size > LOGITS_COMMIT_LIMIT:
+        dest = cache_root() / "logits" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        logits_path.replace(dest)
+        ref = f"cache:{rel}"
+    else:
+        ref = str(rel)
+    obj = {
+        "schema": results.SCHEMA_VERSION, "status": "ok", "suite": suite.name, "task": task.name,
+        "method": entry.name, "seed": seed, "params": {"method": entry.method, **method.get_params()},
+        "task_config": task.config, "config_hash": job_hash(task, entry, seed), "metrics": metric_values,
+        "cost": costs, "wall": {"fit_s": fit_s, "eval_s": eval_s, "cost_s": cost_s},
+        "provenance": results.provenance(str(task.device)), "extra": method.extra_ or {},
+        "logits": ref, "near_ood": list(task.near_ood), "notes": task.notes,
+    }
+    results.write(job.path(root), obj)
+    return obj
+
+
+def _finished(path: Path, expected_hash: str) -> bool:
+    if not path.exists():
+        return False
+    try:
+        obj = results.read(path)
+    except ResultError as e:
+        raise ResultError(f"{e}; delete it or rerun with --force") from None
+    return obj["config_hash"] == expected_hash
+
+
+def _write_skip(root: Path, suite: Suite, task: str, reason: str, method: str | None = None) -> None:
+    obj = {"schema": results.SCHEMA_VERSION, "status": "skipped", "suite": suite.name, "task": task,
+           "reason": reason, "provenance": {}}
+    if method:
+        obj["method"] = method
+    results.write(results.skip_path(root, suite.name, task, method), obj)
+
+
+def run_suite(
+    suite: Suite,
+    root: Path,
+    force: bool = False,
+    device: str | None = None,
+    only_tasks: list[str] | None = None,
+    only_methods: list[str] | None = None,
+    log=print,
+) -> RunReport:
+    """Run every unfinished job of ``suite`` and write results under ``root``."""
+    dev = resolve_device(device or suite.device)
+    if dev.type == "cpu":
+        torch.set_num_threads(suite.threads)
+    report = RunReport()
+    tasks = [t for t in suite.tasks if not only_tasks or t.name in only_tasks]
+    entries = [m for m in suite.methods if not only_methods or m.name in only_methods]
+    jobs_total = len(tasks) * len(entries) * len(suite.seeds)
+    bar = tqdm(total=jobs_total, desc=f"suite {suite.name}", unit="job", dynamic_ncols=True)
+    for t_entry in tasks:
+        try:
+            task = build_task(t_entry, data_root())
+        except MissingData as e:
+            log(f"skipped task {t_entry.name}: {e}")
+            _write_skip(root, suite, t_entry.name, str(e))
+            report.skipped.append(t_entry.name)
+            bar.update(len(entries) * len(suite.seeds))
+            continue
+        task.device = dev
+        results.skip_path(root, suite.name, t_entry.name).unlink(missing_ok=True)
+        for seed in suite.seeds:
+            for entry in entries:
+                job = JobId(suite.name, task.name, entry.name, seed)
+                label = f"{task.name}/{entry.name}/seed{seed}"
+                bar.set_postfix_str(label)
+                if not task.trainable and methods.REGISTRY[entry.method].needs_training:
+                    _write_skip(root, suite, task.name, "needs training; this task is zero-shot", entry.name)
+                    report.skipped.append(label)
+                elif not force and _finished(job.path(root), job_hash(task, entry, seed)):
+                    report.reused.append(label)
+                else:
+                    try:
+                        run_job(suite, task, entry, seed, root)
+                        report.done.append(label)
+                    except (KeyboardInterrupt, ResultError):
+                        raise
+                    except Exception as e:  # one broken job must not stop the suite
+                        log(f"job {label} failed: {type(e).__name__}: {e}")
+                        report.failed.append(label)
+                bar.update(1)
+    bar.close()
+    return report

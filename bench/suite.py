@@ -1,0 +1,131 @@
+"""Suite files: tasks x methods x seeds, with budgets as deltas over code defaults.
+
+A suite is a TOML file (``bench/suites/<name>.toml`` or any path)::
+
+    [suite]
+    description = "..."
+    seeds = [0, 1, 2]
+    device = "cpu"            # "cpu", "cuda" or "auto"
+    threads = 2               # CPU threads for training, evaluation and cost
+    dtype = "float32"         # cost measurement precision ("bfloat16" on a GPU)
+
+    [[tasks]]
+    name = "cifar10-vit"      # results folder name
+    kind = "cifar10-vit"      # registered task (defaults to name)
+    params = { epochs = 4 }   # keyword deltas over the task's defaults
+
+    [methods.single]          # results folder name -> hyper-parameter deltas
+    [methods.hydra-mlp]
+    method = "hydra"          # registered method (defaults to the table's name)
+    merge_mlp = false
+
+Unknown keys, names and parameters are rejected before anything runs.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import methods
+from bench.tasks import create_task, task_params
+from methods.base import unknown_name
+
+SUITES_DIR = Path(__file__).parent / "suites"
+_SUITE_KEYS = {"description", "seeds", "device", "threads", "dtype", "batch_sizes", "cost_repeats"}
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str
+    kind: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    name: str
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass
+class Suite:
+    name: str
+    tasks: list[TaskEntry]
+    methods: list[MethodEntry]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    description: str = ""
+    device: str = "cpu"
+    threads: int = 2
+    dtype: str = "float32"
+    batch_sizes: tuple[int, int] = (1, 256)
+    cost_repeats: int = 10
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def _check(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise ValueError(f"{where}: {msg}")
+
+
+def load(name_or_path: str) -> Suite:
+    """Load and validate a suite by registered name or by path."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" and path.exists()):
+        if name_or_path not in available():
+            raise unknown_name("suite", name_or_path, available())
+        path = SUITES_DIR / f"{name_or_path}.toml"
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: malformed TOML ({e})") from None
+    where = str(path)
+    _check(set(raw) <= {"suite", "tasks", "methods"}, where, f"unknown sections {sorted(set(raw) - {'suite', 'tasks', 'methods'})}")
+    head = raw.get("suite", {})
+    _check(set(head) <= _SUITE_KEYS, where, f"unknown [suite] keys {sorted(set(head) - _SUITE_KEYS)}")
+    seeds = head.get("seeds", [0])
+    _check(isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds) and seeds,
+           where, "seeds must be a non-empty list of non-negative integers")
+    _check(head.get("device", "cpu") in ("cpu", "cuda", "auto"), where, "device must be cpu, cuda or auto")
+
+    tasks = []
+    for t in raw.get("tasks", []):
+        _check(isinstance(t, dict) and "name" in t and set(t) <= {"name", "kind", "params"}, where,
+               f"a [[tasks]] entry needs 'name' and only 'kind', 'params' besides: {t}")
+        kind = t.get("kind", t["name"])
+        valid = task_params(kind)
+        params = t.get("params", {})
+        bad = sorted(set(params) - set(valid))
+        _check(not bad, where, f"task {t['name']!r} has no parameter {', '.join(bad)} (valid: {', '.join(valid)})")
+        tasks.append(TaskEntry(t["name"], kind, params))
+    _check(bool(tasks), where, "no [[tasks]]")
+
+    entries = []
+    for name, params in raw.get("methods", {}).items():
+        _check(isinstance(params, dict), where, f"[methods.{name}] must be a table")
+        params = dict(params)
+        method = params.pop("method", name)
+        try:
+            methods.create(method, **params)  # validates names and values now, not hours later
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}: [methods.{name}]: {e}") from None
+        entries.append(MethodEntry(name, method, params))
+    _check(bool(entries), where, "no [methods.*] tables")
+    return Suite(
+        name=path.stem, tasks=tasks, methods=entries, seeds=seeds, description=head.get("description", ""),
+        device=head.get("device", "cpu"), threads=head.get("threads", 2), dtype=head.get("dtype", "float32"),
+        batch_sizes=tuple(head.get("batch_sizes", (1, 256))), cost_repeats=head.get("cost_repeats", 10),
+    )
+
+
+def build_task(entry: TaskEntry, root: Path):
+    """Instantiate a suite's task (may raise ``MissingData``)."""
+    task = create_task(entry.kind, root, **entry.params)
+    task.name = entry.name
+    return task

@@ -1,0 +1,227 @@
+"""In-memory supervised tasks: splits of images or token ids, a backbone factory, a recipe.
+
+``SupervisedTask`` implements the ``methods.base.Task`` protocol: the methods see models,
+batches and a training call, never files. Trained models are cached on disk by a hash of
+everything that determines them, so a resumed run does not train a finished model again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from bench import train as training
+from bench.train import Recipe
+from methods.transformer import StreamTransformer
+
+Inputs = Tensor | dict[str, Tensor]
+
+
+def config_hash(obj: Any) -> str:
+    """A short stable hash of a JSON-able object."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("UQBENCH_CACHE", Path.home() / ".cache" / "uqbench"))
+
+
+@dataclass
+class Split:
+    """One split: images ``(N, H, W, C)`` uint8, or token ids and masks ``(N, L)``; labels ``(N,)``
+    (-1 for OOD samples)."""
+
+    x: Tensor | dict[str, Tensor]
+    y: Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, idx: Tensor) -> Inputs:
+        if isinstance(self.x, dict):
+            out = {k: v[idx] for k, v in self.x.items()}
+            n = int(out["attention_mask"].sum(1).max())  # trim padding to the longest in batch
+            return {k: v[:, :n] for k, v in out.items()}
+        return self.x[idx]
+
+
+@dataclass
+class Preprocess:
+    """How raw image batches become model inputs (text needs none)."""
+
+    mean: tuple[float, ...] = (0.4914, 0.4822, 0.4465)
+    std: tuple[float, ...] = (0.2470, 0.2435, 0.2616)
+    crop_pad: int = 4  # random-crop padding for training augmentation; 0 = off
+    flip: bool = True
+
+    def __call__(self, x: Tensor, augment: bool, gen: torch.Generator | None) -> Tensor:
+        x = x.permute(0, 3, 1, 2).float().div_(255)  # (B, C, H, W)
+        if augment:
+            x = self.augment(x, gen)
+        mean = torch.tensor(self.mean[: x.shape[1]]).view(1, -1, 1, 1)
+        std = torch.tensor(self.std[: x.shape[1]]).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def augment(self, x: Tensor, gen: torch.Generator | None) -> Tensor:
+        B, _, H, W = x.shape
+        if self.flip:
+            flip = torch.rand(B, generator=gen) < 0.5
+            x = torch.where(flip.view(B, 1, 1, 1), x.flip(3), x)
+        p = self.crop_pad
+        if p:
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            dy = torch.randint(0, 2 * p + 1, (B,), generator=gen)
+            dx = torch.randint(0, 2 * p + 1, (B,), generator=gen)
+            x = torch.stack([padded[i, :, dy[i] : dy[i] + H, dx[i] : dx[i] + W] for i in range(B)])
+        return x
+
+
+@dataclass
+class SupervisedTask:
+    """A task over in-memory splits; implements ``methods.base.Task``."""
+
+    name: str
+    num_classes: int
+    splits: dict[str, Split]  # 'train', 'val', 'test', optional 'ood_val'
+    ood: dict[str, Split]  # OOD evaluation sets by name
+    backbone_fn: Callable[[int], StreamTransformer]  # seeded fresh model
+    recipe: Recipe
+    config: dict[str, Any]  # the resolved task parameters (hashed into results)
+    preprocess: Preprocess | None = None  # None for text
+    shift: dict[str, Split] = field(default_factory=dict)  # 'corruption/severity' -> split
+    near_ood: tuple[str, ...] = ()  # which OOD sets are near-OOD (the rest are far)
+    trainable: bool = True
+    eval_batch_size: int = 256
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> float:
+        return self.recipe.epochs
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.config)
+
+    # -- data -----------------------------------------------------------------------
+    def has_split(self, split: str) -> bool:
+        return len(self.splits.get(split, ())) > 0
+
+    def _inputs(self, split: Split, idx: Tensor, augment: bool, gen: torch.Generator | None) -> Inputs:
+        x = split.take(idx)
+        if self.preprocess is not None:
+            x = self.preprocess(x, augment, gen)
+        if isinstance(x, dict):
+            return {k: v.to(self.device) for k, v in x.items()}
+        return x.to(self.device)
+
+    def iterate(
+        self, split: Split, batch_size: int, shuffle_seed: int | None = None, augment: bool = False
+    ) -> Iterator[tuple[Inputs, Tensor]]:
+        """Batches of a split; shuffled and augmented when ``shuffle_seed`` is given."""
+        gen = None
+        order = torch.arange(len(split))
+        if shuffle_seed is not None:
+            gen = torch.Generator().manual_seed(shuffle_seed)
+            order = torch.randperm(len(split), generator=gen)
+        for i in range(0, len(split), batch_size):
+            idx = order[i : i + batch_size]
+            yield self._inputs(split, idx, augment, gen), split.y[idx].to(self.device)
+
+    def batches(self, split: str, seed: int, limit: int | None = None) -> Iterator[tuple[Inputs, Tensor]]:
+        for i, batch in enumerate(self.iterate(self.splits[split], self.recipe.batch_size, seed)):
+            if limit is not None and i >= limit:
+                return
+            yield batch
+
+    def eval_sets(self) -> dict[str, Split]:
+        """Every evaluated set: 'test', 'ood/<name>', 'shift/<corruption>/<severity>'."""
+        sets = {"test": self.splits["test"]}
+        sets.update({f"ood/{k}": v for k, v in self.ood.items()})
+        sets.update({f"shift/{k}": v for k, v in self.shift.items()})
+        return sets
+
+    # -- models ---------------------------------------------------------------------
+    def backbone(self, seed: int, **overrides: Any) -> StreamTransformer:
+        torch.manual_seed(seed)
+        model = self.backbone_fn(seed)
+        if overrides:
+            cfg = {**model.config, **overrides}
+            fresh = StreamTransformer(cfg)
+            fresh.load_state_dict(model.state_dict())
+            model = fresh
+        return model.to(self.device)
+
+    def train(
+        self,
+        model: nn.Module,
+        seed: int,
+        epochs: float | None = None,
+        lr_scale: float = 1.0,
+        cache_tag: str | None = None,
+    ) -> nn.Module:
+        if not self.trainable:
+            raise RuntimeError(f"task {self.name!r} is zero-shot: it allows no training")
+        epochs = self.recipe.epochs if epochs is None else epochs
+        path = None
+        if cache_tag is not None:
+            configs = [m.config for m in model.modules() if isinstance(m, StreamTransformer)]
+            key = config_hash([self.config, configs, cache_tag, epochs, lr_scale, seed])
+            path = cache_root() / "checkpoints" / self.name / f"{key}.safetensors"
+            if path.exists():
+                model.load_state_dict(load_file(str(path), device=str(self.device)))
+                return model.eval()
+        split = self.splits["train"]
+        steps = -(-len(split) // self.recipe.batch_size)
+        torch.manual_seed(seed)
+        batches = lambda epoch: self.iterate(split, self.recipe.batch_size, seed * 1000 + epoch, augment=True)  # noqa: E731
+        training.fit(model, batches, steps, self.recipe, epochs, lr_scale, desc=f"{self.name} {cache_tag or ''}")
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+            os.replace(tmp, path)
+        return model
+
+    def single_model(self, seed: int) -> StreamTransformer:
+        model = self.backbone(seed)
+        if not self.trainable:
+            return model.eval()
+        return self.train(model, seed, cache_tag=f"single-seed{seed}")
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, held) with ``fraction`` of each class held out, deterministic in seed."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        held.extend(idx[: max(1, round(fraction * len(idx)))])
+    held = np.sort(np.array(held, dtype=np.int64))
+    rest = np.setdiff1d(np.arange(len(labels)), held)
+    return rest, held
+
+
+def subsample(labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:
+    """Up to ``per_class`` indices of each class (all when None), deterministic in seed."""
+    if per_class is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        out.extend(rng.permutation(idx)[:per_class])
+    return np.sort(np.array(out, dtype=np.int64))

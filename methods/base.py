@@ -1,0 +1,180 @@
+"""The ``UQMethod`` contract, the ``Task`` protocol methods see, and the method registry.
+
+A method is configured by keyword hyper-parameters only (stored by ``__init__``, checked by
+``validate``); ``fit(task)`` does all the work and leaves the fitted networks in ``models_``
+(a ``ModuleList`` of ``StreamTransformer``). ``forward_members`` returns member logits of
+shape ``(M, B, C)``; the predictive distribution is the mean of the member softmaxes.
+
+Methods never read files, know data sets or print: everything data-related comes through the
+``Task`` protocol, which the benchmark implements.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from methods.transformer import StreamTransformer
+
+Inputs = Tensor | dict[str, Tensor]
+
+
+class Task(Protocol):
+    """What a method may ask of a task (implemented in ``bench.tasks``)."""
+
+    name: str
+    seed: int  # the job's seed; methods derive member seeds from it
+    num_classes: int
+    trainable: bool  # False for zero-shot tasks: no training data may be used for gradient steps
+    epochs: float  # the task's training budget for one model
+    device: torch.device
+
+    def backbone(self, seed: int, **overrides: Any) -> StreamTransformer:
+        """A fresh model: pretrained weights where the task has them, else random (seeded).
+        ``overrides`` are config keys to change (e.g. ``dropout=0.1``)."""
+
+    def train(
+        self,
+        model: nn.Module,
+        seed: int,
+        epochs: float | None = None,
+        lr_scale: float = 1.0,
+        cache_tag: str | None = None,
+    ) -> nn.Module:
+        """Train ``model`` (whose forward returns ``(M, B, C)``) with the task's recipe, mean
+        cross-entropy over members. With ``cache_tag`` (which must identify the starting
+        weights), the result is cached so that a resumed run does not train it again."""
+
+    def single_model(self, seed: int) -> StreamTransformer:
+        """The task's single model: ``backbone(seed)`` trained with the full recipe (cached)."""
+
+    def batches(self, split: str, seed: int, limit: int | None = None) -> Iterable[tuple[Inputs, Tensor]]:
+        """Batches on ``task.device`` from ``'train'``, ``'val'`` or ``'ood_val'`` (labels -1)."""
+
+    def has_split(self, split: str) -> bool:
+        """Whether ``batches(split)`` yields anything."""
+
+
+class UQMethod:
+    """Base class of every uncertainty-quantification method."""
+
+    name: ClassVar[str] = ""
+    needs_training: ClassVar[bool] = True  # False: applies to zero-shot tasks as it is
+
+    models_: nn.ModuleList | None = None  # set by fit
+    extra_: dict[str, Any] | None = None  # JSON-able facts about the fit (e.g. head sets)
+
+    # -- hyper-parameters -------------------------------------------------------------
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.param_names()}
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with a one-line reason for invalid hyper-parameters."""
+
+    # -- the contract -----------------------------------------------------------------
+    def fit(self, task: Task) -> UQMethod:
+        raise NotImplementedError
+
+    @property
+    def num_members(self) -> int:
+        return sum(m.num_members for m in self._fitted())
+
+    def forward_members(self, x: Inputs) -> Tensor:
+        """Member logits ``(M, B, C)``."""
+        return torch.cat([m(x) for m in self._fitted()], dim=0)
+
+    @torch.no_grad()
+    def predict_proba(self, x: Inputs) -> Tensor:
+        """Mean of member softmaxes, ``(B, C)``."""
+        return self.forward_members(x).float().softmax(-1).mean(0)
+
+    def eval(self) -> UQMethod:
+        self._fitted().eval()
+        return self
+
+    def to(self, device: torch.device | str) -> UQMethod:
+        self._fitted().to(device)
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self._fitted().parameters())
+
+    def _fitted(self) -> nn.ModuleList:
+        if self.models_ is None:
+            raise RuntimeError(f"{self.name}: call fit(task) first")
+        return self.models_
+
+    # -- persistence: safetensors + JSON, never pickle ------------------------------
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "method": self.name,
+            "params": self.get_params(),
+            "configs": [m.config for m in self._fitted()],
+            "extra": self.extra_ or {},
+        }
+        state = {k: v.contiguous() for k, v in self._fitted().state_dict().items()}
+        save_file(state, str(path / "model.safetensors"))
+        (path / "method.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+    def _after_load(self) -> None:
+        """Hook for methods that set runtime flags on their networks."""
+
+
+REGISTRY: dict[str, type[UQMethod]] = {}
+
+
+def register(cls: type[UQMethod]) -> type[UQMethod]:
+    """Class decorator: add a method to the registry under ``cls.name``."""
+    if not cls.name or cls.name in REGISTRY:
+        raise ValueError(f"method name {cls.name!r} is empty or already registered")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def unknown_name(kind: str, name: str, valid: Iterable[str]) -> ValueError:
+    """A one-line error for an unknown registry name, with the close matches."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(name, valid, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return ValueError(f"unknown {kind} {name!r}{hint} (valid: {', '.join(valid)})")
+
+
+def create(name: str, **params: Any) -> UQMethod:
+    """Build a registered method from its name and keyword hyper-parameters."""
+    if name not in REGISTRY:
+        raise unknown_name("method", name, REGISTRY)
+    cls = REGISTRY[name]
+    bad = sorted(set(params) - set(cls.param_names()))
+    if bad:
+        raise ValueError(f"method {name!r} has no hyper-parameter {', '.join(bad)} "
+                         f"(valid: {', '.join(cls.param_names())})")
+    method = cls(**params)
+    method.validate()
+    return method
+
+
+def load(path: str | Path) -> UQMethod:
+    """Load a fitted method saved by ``UQMethod.save`` (safetensors; no code is unpickled)."""
+    path = Path(path)
+    meta = json.loads((path / "method.json").read_text())
+    method = create(meta["method"], **meta["params"])
+    method.models_ = nn.ModuleList(StreamTransformer(c) for c in meta["configs"])
+    method.models_.load_state_dict(load_file(str(path / "model.safetensors")))
+    method.extra_ = meta["extra"]
+    method._after_load()
+    return method.eval()

@@ -1,0 +1,15 @@
+"""Hydra Ensembles (Gabetni, Curci et al., "Ensembling Pruned Attention Heads For
+Uncertainty-Aware Efficient Transformers", arXiv 2510.18358, ICLR 2026).
+
+``importance``: head scores (Taylor, circuit) and the (Gumbel) top-k selection;
+``prune``: a member = the single model with only its kept heads' weights;
+``fuse``: M members -> one StreamTransformer with grouped attention and a merged MLP;
+``method``: the registered ``hydra`` UQMethod tying them together.
+"""
+
+from methods.hydra.fuse import fuse
+from methods.hydra.importance import circuit_select, select_heads, taylor_scores
+from methods.hydra.method import Hydra
+from methods.hydra.prune import prune
+
+__all__ = ["Hydra", "circuit_select", "fuse", "prune", "select_heads", "taylor_scores"]

@@ -1,0 +1,212 @@
+"""Hydra Ensembles (Gabetni, Curci et al., "Ensembling Pruned Attention Heads For
+Uncertainty-Aware Efficient Transformers", arXiv 2510.18358, ICLR 2026) as a ``UQMethod``.
+
+fit(task):
+ 1. start from the task's single model ``task.single_model(task.seed)``;
+ 2. for member m (seed ``s_m = 1000 * task.seed + m + 1``): score the heads on a seed-specific
+    subset/order of batches (``task.batches(split, s_m, score_batches)``) with ``taylor``
+    (on 'train' where the task is trainable, else 'val') or ``circuit`` ('val', plus
+    'ood_val' when present; see ``importance``), and keep ``heads_per_member`` heads per
+    layer from ``fork_layer`` on, by top-k or, with ``gumbel_tau > 0``, Gumbel top-k
+    (seeded by s_m). Different data and different noise make the members diverse;
+ 3. prune each member (``prune``) and, where the task is trainable and ``finetune_frac > 0``,
+    fine-tune it briefly: ``task.train(member, s_m, finetune_frac * task.epochs, lr_scale)``
+    with the embedding and the blocks before ``fork_layer`` frozen, so the trunk the members
+    share in the fused network is exact (``finetune="fused"`` instead fuses first and
+    fine-tunes the fused network once, mean loss over members);
+ 4. fuse the members into one ``StreamTransformer`` (``fuse``): members' attention as grouped
+    linears, MLP merged (averaged) or per member, per-member norms and heads.
+
+Defaults and why:
+ * ``num_members=3``: the usual small ensemble; ``heads_per_member=None`` -> H // M, so the
+   fused network has (about) H heads per layer in total, i.e. roughly a single model's cost.
+ * ``criterion="taylor"``: cheap (one backward per batch); ``circuit`` costs H forward passes
+   per layer but needs no gradient and no labels beyond 'val', and scores OOD behaviour.
+ * ``fork_layer=0``: every block is pruned and per member, as in the paper.
+ * ``merge_mlp=True``: the paper's merged MLP -- one MLP for all members, so the fused model
+   has about a single model's parameters.
+ * ``finetune_frac=0.25``, ``lr_scale=0.2``: a brief, gentle recovery after keeping only
+   1/M of the heads; total training is (1 + M * 0.25) single-model budgets (1.75x for M=3),
+   far below a deep ensemble's M x.
+ * ``score_batches=8``: "a few batches" of the task's batch size per member.
+ * ``gumbel_tau=0.5`` on per-layer standardised scores: clearly important heads are kept by
+   every member, near-ties are broken differently per member; 0 = deterministic top-k.
+ * ``ood_weight=1.0``: weight of the OOD-entropy term of the circuit objective.
+ * ``finetune="members"``: fine-tune each pruned member on its own, as in the paper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from typing import Any
+
+import torch
+from torch import nn
+
+from methods.base import Task, UQMethod, register
+from methods.hydra.fuse import fuse
+from methods.hydra.importance import circuit_select, select_heads, taylor_scores
+from methods.hydra.prune import prune
+from methods.transformer import StreamTransformer
+
+CRITERIA = ("taylor", "circuit")
+FINETUNE = ("members", "fused")
+
+
+def member_seed(seed: int, m: int) -> int:
+    """The seed of member m of the ensemble built on the single model of ``seed``."""
+    return 1000 * seed + m + 1
+
+
+def jaccard(a: list[int], b: list[int]) -> float:
+    return len(set(a) & set(b)) / max(len(set(a) | set(b)), 1)
+
+
+def _tag(obj: Any) -> str:
+    return "hydra-" + hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _freeze_trunk(model: StreamTransformer, fork_layer: int) -> StreamTransformer:
+    model.embed.requires_grad_(False)
+    for blk in model.blocks[:fork_layer]:
+        blk.requires_grad_(False)
+    return model
+
+
+@register
+class Hydra(UQMethod):
+    """Hydra Ensembles: diverse head-pruned members of one model, fused into one network."""
+
+    name = "hydra"
+    needs_training = False  # zero-shot: circuit/taylor scoring on 'val', no fine-tuning
+
+    # ``UQMethod.num_members`` is a read-only property (members of the fitted networks); here
+    # it is also a hyper-parameter, so it is a plain attribute (equal to it once fitted).
+    num_members: int = 3
+
+    def __init__(
+        self,
+        num_members: int = 3,
+        heads_per_member: int | None = None,
+        criterion: str = "taylor",
+        fork_layer: int = 0,
+        merge_mlp: bool = True,
+        finetune_frac: float = 0.25,
+        lr_scale: float = 0.2,
+        score_batches: int = 8,
+        gumbel_tau: float = 0.5,
+        ood_weight: float = 1.0,
+        finetune: str = "members",
+    ) -> None:
+        self.num_members = num_members
+        self.heads_per_member = heads_per_member
+        self.criterion = criterion
+        self.fork_layer = fork_layer
+        self.merge_mlp = merge_mlp
+        self.finetune_frac = finetune_frac
+        self.lr_scale = lr_scale
+        self.score_batches = score_batches
+        self.gumbel_tau = gumbel_tau
+        self.ood_weight = ood_weight
+        self.finetune = finetune
+
+    def validate(self) -> None:
+        def whole(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not whole(self.num_members) or self.num_members < 1:
+            raise ValueError(f"num_members={self.num_members!r} must be an integer >= 1")
+        if self.heads_per_member is not None and (not whole(self.heads_per_member) or self.heads_per_member < 1):
+            raise ValueError(f"heads_per_member={self.heads_per_member!r} must be None or an integer >= 1")
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"criterion={self.criterion!r} must be one of {', '.join(CRITERIA)}")
+        if not whole(self.fork_layer) or self.fork_layer < 0:
+            raise ValueError(f"fork_layer={self.fork_layer!r} must be an integer >= 0")
+        if self.finetune not in FINETUNE:
+            raise ValueError(f"finetune={self.finetune!r} must be one of {', '.join(FINETUNE)}")
+        if not self.finetune_frac >= 0:
+            raise ValueError(f"finetune_frac={self.finetune_frac!r} must be >= 0")
+        if not self.lr_scale > 0:
+            raise ValueError(f"lr_scale={self.lr_scale!r} must be > 0")
+        if not whole(self.score_batches) or self.score_batches < 1:
+            raise ValueError(f"score_batches={self.score_batches!r} must be an integer >= 1")
+        if not self.gumbel_tau >= 0:
+            raise ValueError(f"gumbel_tau={self.gumbel_tau!r} must be >= 0")
+        if not self.ood_weight >= 0:
+            raise ValueError(f"ood_weight={self.ood_weight!r} must be >= 0")
+
+    # -- fit ----------------------------------------------------------------------------
+    def _check_against(self, model: StreamTransformer) -> int:
+        """Validate the hyper-parameters that depend on the model; return heads kept per layer."""
+        depth = len(model.blocks)
+        if self.fork_layer >= depth:
+            raise ValueError(f"fork_layer={self.fork_layer} must be below the model's depth {depth}")
+        H = min(blk.max_heads for blk in model.blocks[self.fork_layer:])
+        k = self.heads_per_member if self.heads_per_member is not None else max(1, H // self.num_members)
+        if k > H:
+            raise ValueError(f"heads_per_member={k} exceeds the {H} heads of each layer")
+        return k
+
+    def _head_sets(self, task: Task, base: StreamTransformer, m: int, k: int) -> tuple[list[list[int]], list]:
+        seed = member_seed(task.seed, m)
+        gen = torch.Generator().manual_seed(seed)
+        if self.criterion == "taylor":
+            split = "train" if task.trainable else "val"
+            batches = list(task.batches(split, seed, limit=self.score_batches))
+            scores = taylor_scores(base, batches)[self.fork_layer:]
+            sets = [select_heads(s, k, self.gumbel_tau, gen) for s in scores]
+        else:
+            val = list(task.batches("val", seed, limit=self.score_batches))
+            ood = list(task.batches("ood_val", seed, limit=self.score_batches)) if task.has_split("ood_val") else []
+            sets, scores = circuit_select(base, val, ood, k, self.fork_layer, self.gumbel_tau, gen, self.ood_weight)
+        return sets, [s.tolist() for s in scores]
+
+    def _settings(self) -> dict[str, Any]:
+        return {k: v for k, v in self.get_params().items() if k not in ("lr_scale", "finetune_frac")}
+
+    def fit(self, task: Task) -> Hydra:
+        self.validate()
+        base = task.single_model(task.seed).eval()
+        k = self._check_against(base)
+        M, fork = self.num_members, self.fork_layer
+        epochs = self.finetune_frac * task.epochs
+        tune = task.trainable and epochs > 0
+
+        sets, scores, members = [], [], []
+        for m in range(M):
+            s, sc = self._head_sets(task, base, m, k)
+            sets.append(s)
+            scores.append(sc)
+            member = _freeze_trunk(prune(base, s, fork), fork)
+            if tune and self.finetune == "members":
+                tag = _tag({"base_seed": task.seed, "member": m, "head_sets": s, **self._settings()})
+                member = task.train(member, member_seed(task.seed, m), epochs=epochs,
+                                    lr_scale=self.lr_scale, cache_tag=tag)
+            members.append(member.eval())
+
+        fused = fuse(members, fork, self.merge_mlp)
+        if tune and self.finetune == "fused":
+            tag = _tag({"base_seed": task.seed, "head_sets": sets, **self._settings()})
+            fused = task.train(_freeze_trunk(fused, fork), member_seed(task.seed, M), epochs=epochs,
+                               lr_scale=self.lr_scale, cache_tag=tag)
+        fused.requires_grad_(True)
+        self.models_ = nn.ModuleList([fused.eval()])
+
+        layers = list(range(fork, len(base.blocks)))
+        pairs = list(itertools.combinations(range(M), 2))
+        per_layer = [sum(jaccard(sets[a][i], sets[b][i]) for a, b in pairs) / len(pairs) if pairs else 1.0
+                     for i in range(len(layers))]
+        self.extra_ = {
+            "layers": layers,
+            "heads_per_layer": [base.blocks[i].max_heads for i in layers],
+            "heads_per_member": k,
+            "member_seeds": [member_seed(task.seed, m) for m in range(M)],
+            "head_sets": sets,  # [member][i] = kept heads of block layers[i]
+            "scores": scores,  # [member][i][h]
+            "jaccard_per_layer": per_layer,  # mean pairwise Jaccard overlap of the members' head sets
+            "mean_jaccard": sum(per_layer) / len(per_layer),
+            "finetuned": self.finetune if tune else None,
+        }
+        return self

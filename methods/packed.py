@@ -1,0 +1,96 @@
+"""Packed-Ensembles: M independent narrow members packed into one wide network.
+
+Laurent, Lafage, Tartaglione, Daniel, Martinez, Bursuc and Franchi, "Packed-Ensembles for
+Efficient Uncertainty Estimation", ICLR 2023.
+
+The network is built from the backbone's *config* (depth, head dimension, activation, norm
+placement, embedding kind) but never its weights: M streams of width ``alpha * D / M`` (rounded
+to whole heads of the backbone's head dimension), each with its own heads, grouped Q/K/V/O and
+MLP (hidden ``alpha * mlp_hidden / M``), its own LayerNorms and its own head. The embedding
+(patch convolution or token embeddings) produces ``M * width`` channels that are split into the
+M streams; its LayerNorm, where it has one, normalises each stream separately
+(``methods.convert.group_embed_norm``). Members therefore exchange no information: member m's
+logits depend on no parameter of member n. Initialised with ``methods.transformer.init_weights``
+and trained from scratch with the task's recipe.
+
+Only ``gamma = 1`` is supported: extra groups inside each member's layers would need
+sub-stream grouping that the stream transformer does not express.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from methods.base import Task, UQMethod, register
+from methods.convert import group_embed_norm, packed_config
+from methods.transformer import StreamTransformer, init_weights
+
+NOTE = "trained from scratch: packed layers cannot inherit pretrained weights"
+
+
+def build_packed(config: dict, members: int, alpha: float) -> StreamTransformer:
+    """An uninitialised Packed-Ensembles network for a single-model config.
+
+    Args:
+        config: the backbone's config.
+        members: ensemble size M.
+        alpha: width factor.
+
+    Returns:
+        The network (default layer init; call ``init_weights``), forward ``(M, B, C)``.
+    """
+    return group_embed_norm(StreamTransformer(packed_config(config, members, alpha)))
+
+
+@register
+class PackedEnsembles(UQMethod):
+    """Packed-Ensembles of M members, trained from scratch.
+
+    Args:
+        num_members: ensemble size M (>= 1).
+        alpha: width factor of the ensemble (> 0); each member is ``alpha / M`` as wide as
+            the backbone.
+        gamma: groups inside each member's layers; only 1 is supported.
+    """
+
+    name = "packed_ensembles"
+    needs_training = True
+    num_members: int = 3  # shadows UQMethod.num_members: here the hyper-parameter is the count
+
+    def __init__(self, num_members: int = 3, alpha: float = 2.0, gamma: int = 1) -> None:
+        self.num_members = num_members
+        self.alpha = alpha
+        self.gamma = gamma
+
+    def validate(self) -> None:
+        if not isinstance(self.num_members, int) or isinstance(self.num_members, bool) or self.num_members < 1:
+            raise ValueError(f"num_members must be an integer >= 1, got {self.num_members!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
+            raise ValueError(f"alpha must be a positive number, got {self.alpha!r}")
+        if self.gamma != 1 or isinstance(self.gamma, bool):
+            raise ValueError(f"packed_ensembles supports only gamma=1, got {self.gamma!r}")
+
+    def fit(self, task: Task) -> PackedEnsembles:
+        """Build the packed network from the backbone's config, initialise and train it."""
+        self.validate()
+        seed = task.seed
+        backbone = task.backbone(seed)
+        config, device = backbone.config, next(backbone.parameters()).device
+        torch.manual_seed(seed)
+        model = init_weights(build_packed(config, self.num_members, float(self.alpha)))
+        if config["head"]["kind"] == "zeroshot":  # fixed class text embeddings and temperature
+            model.head.class_embeddings.copy_(backbone.head.class_embeddings)
+            model.head.logit_scale.copy_(backbone.head.logit_scale)
+        del backbone
+        model.to(device)
+        tag = f"packed_ensembles-M{self.num_members}-a{float(self.alpha)}-g{self.gamma}-seed{seed}"
+        model = task.train(model, seed, cache_tag=tag)
+        self.models_ = nn.ModuleList([model])
+        self.extra_ = {"note": NOTE, "member_width": model.config["dim"],
+                       "member_heads": model.config["blocks"][0]["heads"][0]}
+        return self.eval()
+
+    def _after_load(self) -> None:
+        for m in self._fitted():
+            group_embed_norm(m)
