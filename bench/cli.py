@@ -16,10 +16,20 @@ RESULTS = Path("results")
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench import runner, suite
 
+    from methods.base import unknown_name
+
     s = suite.load(args.suite)
     if args.seeds:
-        s.seeds = [int(x) for x in args.seeds.split(",")]
+        seeds = args.seeds.split(",")
+        if not all(x.strip().isdigit() for x in seeds):
+            raise ValueError(f"--seeds must be comma-separated non-negative integers, got {args.seeds!r}")
+        s.seeds = [int(x) for x in seeds]
     split = lambda v: v.split(",") if v else None  # noqa: E731
+    for kind, chosen, valid in (("task", split(args.tasks), [t.name for t in s.tasks]),
+                                ("method entry", split(args.methods), [m.name for m in s.methods])):
+        for name in chosen or ():
+            if name not in valid:
+                raise unknown_name(f"{kind} of suite {s.name}", name, valid)
     if args.launcher == "ray":
         from bench import launch_ray
 

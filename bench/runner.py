@@ -9,6 +9,7 @@ resumed deep ensemble does not retrain finished members.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -115,6 +116,41 @@ def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, r
     return obj
 
 
+def checked_data_root() -> Path:
+    """The data root; an explicitly set ``UQBENCH_DATA`` must exist (an unset one defaults to
+    ``./data``, whose absence only makes data tasks skip)."""
+    root = data_root()
+    if os.environ.get("UQBENCH_DATA") and not root.is_dir():
+        raise ValueError(f"data root {root} (UQBENCH_DATA) does not exist or is not a folder")
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files (``.<name>.tmp<pid>``, see ``results.write_atomic``) that a
+    killed writer left under ``folder``; those of another live process are kept."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in sorted(folder.rglob(".*.tmp*")):
+        pid = path.name.rpartition(".tmp")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def _finished(path: Path, expected_hash: str) -> bool:
     if not path.exists():
         return False
@@ -144,6 +180,9 @@ def run_suite(
 ) -> RunReport:
     """Run every unfinished job of ``suite`` and write results under ``root``."""
     dev = resolve_device(device or suite.device)
+    droot = checked_data_root()
+    for path in clean_stale_temporaries(Path(root) / "runs" / suite.name):
+        log(f"removed {path}, left by an interrupted run")
     if dev.type == "cpu":
         torch.set_num_threads(suite.threads)
     report = RunReport()
@@ -153,7 +192,7 @@ def run_suite(
     bar = tqdm(total=jobs_total, desc=f"suite {suite.name}", unit="job", dynamic_ncols=True)
     for t_entry in tasks:
         try:
-            task = build_task(t_entry, data_root())
+            task = build_task(t_entry, droot)
         except MissingData as e:
             log(f"skipped task {t_entry.name}: {e}")
             _write_skip(root, suite, t_entry.name, str(e))
@@ -176,7 +215,7 @@ def run_suite(
                     try:
                         run_job(suite, task, entry, seed, root)
                         report.done.append(label)
-                    except (KeyboardInterrupt, ResultError):
+                    except (KeyboardInterrupt, ResultError, methods.ConfigError):
                         raise
                     except Exception as e:  # one broken job must not stop the suite
                         log(f"job {label} failed: {type(e).__name__}: {e}")

@@ -40,7 +40,7 @@ def score(
     only the first that many members (ensemble-size sweeps)."""
     sl = slice(None) if members is None else slice(0, members)
     for name, x in logits.items():
-        metrics.check_finite(x, name)
+        metrics.check_finite(x, f"logits of set {name!r}")
     probs = {k: softmax(v[sl]) for k, v in logits.items()}
     test = probs["test"]
     out = {f"test/{k}": v for k, v in metrics.compute(test, labels["test"]).items() if k in _ID_KEYS}

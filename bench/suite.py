@@ -77,15 +77,20 @@ def _check(cond: bool, where: str, msg: str) -> None:
 def load(name_or_path: str) -> Suite:
     """Load and validate a suite by registered name or by path."""
     path = Path(name_or_path)
-    if not (path.suffix == ".toml" and path.exists()):
+    if path.suffix == ".toml" and not path.is_file():
+        raise ValueError(f"suite file not found: {path}")
+    if path.suffix != ".toml":
         if name_or_path not in available():
             raise unknown_name("suite", name_or_path, available())
         path = SUITES_DIR / f"{name_or_path}.toml"
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: malformed TOML ({e})") from None
     where = str(path)
+    _check(isinstance(raw.get("suite", {}), dict) and isinstance(raw.get("methods", {}), dict), where,
+           "[suite] and [methods.*] must be tables")
+    _check(isinstance(raw.get("tasks", []), list), where, "tasks must be [[tasks]] entries")
     _check(set(raw) <= {"suite", "tasks", "methods"}, where, f"unknown sections {sorted(set(raw) - {'suite', 'tasks', 'methods'})}")
     head = raw.get("suite", {})
     _check(set(head) <= _SUITE_KEYS, where, f"unknown [suite] keys {sorted(set(head) - _SUITE_KEYS)}")
@@ -93,6 +98,14 @@ def load(name_or_path: str) -> Suite:
     _check(isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds) and seeds,
            where, "seeds must be a non-empty list of non-negative integers")
     _check(head.get("device", "cpu") in ("cpu", "cuda", "auto"), where, "device must be cpu, cuda or auto")
+    positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1  # noqa: E731
+    _check(positive(head.get("threads", 2)), where, "threads must be an integer >= 1")
+    _check(head.get("dtype", "float32") in ("float32", "float16", "bfloat16"), where,
+           "dtype must be float32, float16 or bfloat16")
+    sizes = head.get("batch_sizes", [1, 256])
+    _check(isinstance(sizes, list) and len(sizes) == 2 and all(positive(b) for b in sizes), where,
+           "batch_sizes must be two integers >= 1 (small, large)")
+    _check(positive(head.get("cost_repeats", 10)), where, "cost_repeats must be an integer >= 1")
 
     tasks = []
     for t in raw.get("tasks", []):
@@ -101,6 +114,7 @@ def load(name_or_path: str) -> Suite:
         kind = t.get("kind", t["name"])
         valid = task_params(kind)
         params = t.get("params", {})
+        _check(isinstance(params, dict), where, f"task {t['name']!r}: params must be a table")
         bad = sorted(set(params) - set(valid))
         _check(not bad, where, f"task {t['name']!r} has no parameter {', '.join(bad)} (valid: {', '.join(valid)})")
         tasks.append(TaskEntry(t["name"], kind, params))

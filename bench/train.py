@@ -50,9 +50,13 @@ def fit(
 ) -> nn.Module:
     """Train ``model`` in place. ``batches(epoch)`` yields shuffled training batches."""
     total = max(1, round(epochs * steps_per_epoch))
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    # Decay weight matrices only: not biases, norms, class/position embeddings, nor
+    # BatchEnsemble's fast weights (whose neutral value is 1, not 0).
+    is_matrix = lambda n, p: n.endswith("weight") and p.ndim >= 2 and "norm" not in n  # noqa: E731
+    decay = [p for n, p in named if is_matrix(n, p)]
+    no_decay = [p for n, p in named if not is_matrix(n, p)]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=recipe.lr * lr_scale,

@@ -3,7 +3,7 @@
 Adding a method = one new module with a ``@register``-ed class + one import line below.
 """
 
-from methods.base import REGISTRY, Task, UQMethod, create, load, register
+from methods.base import REGISTRY, ConfigError, Task, UQMethod, create, load, register
 
 # Each import registers its method(s).
 from methods import single  # noqa: F401,E402
@@ -13,4 +13,4 @@ from methods import batch_ensemble  # noqa: F401,E402
 from methods import packed  # noqa: F401,E402
 from methods import hydra  # noqa: F401,E402
 
-__all__ = ["REGISTRY", "Task", "UQMethod", "create", "load", "register"]
+__all__ = ["REGISTRY", "ConfigError", "Task", "UQMethod", "create", "load", "register"]

@@ -27,6 +27,12 @@ from methods.transformer import StreamTransformer
 Inputs = Tensor | dict[str, Tensor]
 
 
+class ConfigError(ValueError):
+    """Invalid hyper-parameters, also those found invalid only against the task's model in
+    ``fit`` (e.g. more heads per member than a layer has). The runner stops on it (exit 2)
+    instead of recording a failed job."""
+
+
 class Task(Protocol):
     """What a method may ask of a task (implemented in ``bench.tasks``)."""
 
@@ -34,6 +40,7 @@ class Task(Protocol):
     seed: int  # the job's seed; methods derive member seeds from it
     num_classes: int
     trainable: bool  # False for zero-shot tasks: no training data may be used for gradient steps
+    pretrained: bool  # whether backbone() carries pretrained weights (else random, from scratch)
     epochs: float  # the task's training budget for one model
     device: torch.device
 
@@ -82,7 +89,7 @@ class UQMethod:
         return {k: getattr(self, k) for k in self.param_names()}
 
     def validate(self) -> None:
-        """Raise ``ValueError`` with a one-line reason for invalid hyper-parameters."""
+        """Raise ``ConfigError`` with a one-line reason for invalid hyper-parameters."""
 
     # -- the contract -----------------------------------------------------------------
     def fit(self, task: Task) -> UQMethod:
@@ -161,7 +168,7 @@ def create(name: str, **params: Any) -> UQMethod:
     cls = REGISTRY[name]
     bad = sorted(set(params) - set(cls.param_names()))
     if bad:
-        raise ValueError(f"method {name!r} has no hyper-parameter {', '.join(bad)} "
+        raise ConfigError(f"method {name!r} has no hyper-parameter {', '.join(bad)} "
                          f"(valid: {', '.join(cls.param_names())})")
     method = cls(**params)
     method.validate()

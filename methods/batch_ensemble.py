@@ -26,9 +26,8 @@ Fast-weight initialisation (``fast_init``):
                  and fine-tuning keeps its features, while the members still differ. Measured
                  on all-MiniLM-L6-v2 (mean-pooled sentence embeddings of six sentences, M = 3):
                  cosine to the pretrained embedding 0.96 with std 0.1, 0.82 with 0.2, 0.08 with
-                 0.5 and 0.00 with random signs. A backbone counts as pretrained when its
-                 blocks do not depend on the seed (the Task protocol has no flag for it):
-                 ``backbone(seed)`` and ``backbone(seed + 1)`` share every block weight.
+                 0.5 and 0.00 with random signs. Whether the backbone is pretrained comes
+                 from ``task.pretrained``.
 """
 
 from __future__ import annotations
@@ -39,13 +38,6 @@ from torch import nn
 from methods.base import Task, UQMethod, register
 from methods.convert import FAST_INITS, batch_ensemble_config, copy_broadcast, init_fast_weights
 from methods.transformer import StreamTransformer
-
-
-def backbone_is_pretrained(task: Task, seed: int, model: StreamTransformer) -> bool:
-    """Whether the task's backbone has seed-independent (hence pretrained) block weights."""
-    other = task.backbone(seed + 1)
-    a, b = model.blocks.state_dict(), other.blocks.state_dict()
-    return all(torch.equal(a[k], b[k]) for k in a)
 
 
 @torch.no_grad()
@@ -105,14 +97,12 @@ class BatchEnsemble(UQMethod):
         seed = task.seed
         backbone = task.backbone(seed)
         init = self.fast_init
-        pretrained = None
         if init == "auto":
-            pretrained = backbone_is_pretrained(task, seed, backbone)
-            init = "gaussian" if pretrained else "random_sign"
+            init = "gaussian" if task.pretrained else "random_sign"
         model = to_batch_ensemble(backbone, self.num_members, init, float(self.fast_std), seed)
         del backbone
         tag = f"batch_ensemble-M{self.num_members}-{init}-std{float(self.fast_std)}-seed{seed}"
         model = task.train(model, seed, cache_tag=tag)
         self.models_ = nn.ModuleList([model])
-        self.extra_ = {"fast_init": init, "pretrained_backbone": pretrained}
+        self.extra_ = {"fast_init": init, "pretrained_backbone": task.pretrained}
         return self.eval()

@@ -6,9 +6,7 @@ Used by BatchEnsemble (``methods.batch_ensemble``) and Packed-Ensembles (``metho
   config (the backbone must be a single model: one member per block and head);
 * ``copy_broadcast`` copies a single model's weights into a model whose layers have M members
   (shared slow weights of ``BatchLinear`` and per-member copies of biases/norms/heads);
-* ``init_fast_weights`` initialises BatchEnsemble's rank-1 fast weights;
-* ``group_embed_norm`` makes the embedding's LayerNorm normalise each member stream on its own
-  when an embedding holds several streams side by side (``embed_streams > 1``).
+* ``init_fast_weights`` initialises BatchEnsemble's rank-1 fast weights.
 """
 
 from __future__ import annotations
@@ -17,11 +15,9 @@ import copy
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from methods.layers import BatchLinear
-from methods.transformer import StreamTransformer
 
 FAST_INITS = ("random_sign", "gaussian", "ones")
 
@@ -140,7 +136,9 @@ def copy_broadcast(dst: nn.Module, src: nn.Module, skip: tuple[str, ...] = ("r",
 
 
 @torch.no_grad()
-def init_fast_weights(model: nn.Module, kind: str, std: float = 0.5, generator: torch.Generator | None = None) -> None:
+def init_fast_weights(
+    model: nn.Module, kind: str, std: float = 0.5, generator: torch.Generator | None = None
+) -> None:
     """Initialise every ``BatchLinear``'s fast weights ``r`` (M, in) and ``s`` (M, out).
 
     Args:
@@ -164,38 +162,3 @@ def init_fast_weights(model: nn.Module, kind: str, std: float = 0.5, generator: 
             else:
                 v = torch.randint(0, 2, p.shape, generator=generator).float() * 2 - 1
             p.copy_(v.to(p))
-
-
-class StreamGroupLayerNorm(nn.LayerNorm):
-    """A LayerNorm over ``groups`` side-by-side streams of width ``dim / groups``: each stream is
-    normalised on its own, then the usual elementwise affine. Same parameters as
-    ``nn.LayerNorm(dim)`` (so state dicts are interchangeable)."""
-
-    def __init__(self, dim: int, groups: int, eps: float = 1e-5):
-        super().__init__(dim, eps=eps)
-        if dim % groups:
-            raise ValueError(f"width {dim} is not divisible into {groups} streams")
-        self.groups = groups
-
-    def forward(self, x: Tensor) -> Tensor:
-        g = x.unflatten(-1, (self.groups, -1))  # (..., G, D/G)
-        y = F.layer_norm(g, (g.shape[-1],), eps=self.eps).flatten(-2)  # (..., D)
-        return y * self.weight + self.bias
-
-
-@torch.no_grad()
-def group_embed_norm(model: StreamTransformer) -> StreamTransformer:
-    """Make the embedding's LayerNorm (BERT's embedding norm, CLIP's pre-norm) act per stream.
-
-    With ``embed_streams = S > 1`` the embedding's channels hold S member streams side by side;
-    ``TextEmbed``/``PatchEmbed`` normalise over all of them, which would let members exchange
-    information. The norm is swapped, in place and with its weights, for a
-    ``StreamGroupLayerNorm``. Idempotent; a no-op when ``S == 1`` or without an embedding norm.
-    """
-    streams = model.config.get("embed_streams", 1)
-    norm = getattr(model.embed, "norm", None)
-    if streams > 1 and isinstance(norm, nn.LayerNorm) and not isinstance(norm, StreamGroupLayerNorm):
-        new = StreamGroupLayerNorm(norm.normalized_shape[0], streams, norm.eps)
-        new.load_state_dict(norm.state_dict())
-        model.embed.norm = new.to(norm.weight.device, norm.weight.dtype)
-    return model

@@ -25,6 +25,15 @@ def _expand_streams(x: Tensor, members: int) -> Tensor:
     return x.expand(members, *x.shape[1:])
 
 
+def _stream_layer_norm(norm: nn.LayerNorm, x: Tensor, streams: int) -> Tensor:
+    """LayerNorm of ``x`` whose channels hold ``streams`` member streams side by side: each
+    stream is normalised on its own (members exchange no information), then the affine."""
+    if streams == 1:
+        return norm(x)
+    g = x.unflatten(-1, (streams, -1))  # (..., S, D/S)
+    return F.layer_norm(g, (g.shape[-1],), eps=norm.eps).flatten(-2) * norm.weight + norm.bias
+
+
 def _per_stream(p: Tensor, ndim: int) -> Tensor:
     """View a (members, F) parameter so it broadcasts over a (S, ..., F) tensor."""
     return p.view(p.shape[0], *([1] * (ndim - 2)), p.shape[-1])
@@ -96,7 +105,8 @@ class StreamNorm(nn.Module):
 
 class PatchEmbed(nn.Module):
     """Image to tokens: patch convolution, optional class token, learned positions, optional
-    pre-norm. Returns ``(tokens (B, N, D), None)``; ``D`` may hold several streams side by side."""
+    pre-norm. Returns ``(tokens (B, N, D), None)``; ``D`` may hold ``streams`` member streams
+    side by side (Packed-Ensembles), each normalised on its own."""
 
     def __init__(
         self,
@@ -108,8 +118,10 @@ class PatchEmbed(nn.Module):
         conv_bias: bool = True,
         pre_norm: bool = False,
         eps: float = 1e-6,
+        streams: int = 1,
     ):
         super().__init__()
+        self.streams = streams
         self.proj = nn.Conv2d(in_chans, dim, patch, stride=patch, bias=conv_bias)
         n = (img_size // patch) ** 2 + int(class_token)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if class_token else None
@@ -121,15 +133,17 @@ class PatchEmbed(nn.Module):
         if self.cls_token is not None:
             t = torch.cat([self.cls_token.expand(t.shape[0], -1, -1), t], dim=1)
         t = t + self.pos_embed
-        return (t if self.norm is None else self.norm(t)), None
+        return (t if self.norm is None else _stream_layer_norm(self.norm, t, self.streams)), None
 
 
 class TextEmbed(nn.Module):
     """BERT embeddings: word + position + token type, then LayerNorm. Takes a dict with
     ``input_ids`` and ``attention_mask`` (B, N); returns tokens and a boolean key mask."""
 
-    def __init__(self, dim: int, vocab_size: int, max_positions: int, type_vocab_size: int = 2, eps: float = 1e-12):
+    def __init__(self, dim: int, vocab_size: int, max_positions: int, type_vocab_size: int = 2,
+                 eps: float = 1e-12, streams: int = 1):
         super().__init__()
+        self.streams = streams
         self.word = nn.Embedding(vocab_size, dim)
         self.position = nn.Embedding(max_positions, dim)
         self.token_type = nn.Embedding(type_vocab_size, dim)
@@ -139,7 +153,7 @@ class TextEmbed(nn.Module):
         ids = batch["input_ids"]
         pos = torch.arange(ids.shape[1], device=ids.device)
         t = self.word(ids) + self.position(pos) + self.token_type(torch.zeros_like(ids))
-        return self.norm(t), batch["attention_mask"].bool()
+        return _stream_layer_norm(self.norm, t, self.streams), batch["attention_mask"].bool()
 
 
 class ZeroShotHead(nn.Module):

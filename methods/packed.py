@@ -9,7 +9,7 @@ to whole heads of the backbone's head dimension), each with its own heads, group
 MLP (hidden ``alpha * mlp_hidden / M``), its own LayerNorms and its own head. The embedding
 (patch convolution or token embeddings) produces ``M * width`` channels that are split into the
 M streams; its LayerNorm, where it has one, normalises each stream separately
-(``methods.convert.group_embed_norm``). Members therefore exchange no information: member m's
+(``embed_streams``). Members therefore exchange no information: member m's
 logits depend on no parameter of member n. Initialised with ``methods.transformer.init_weights``
 and trained from scratch with the task's recipe.
 
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from methods.base import Task, UQMethod, register
-from methods.convert import group_embed_norm, packed_config
+from methods.convert import packed_config
 from methods.transformer import StreamTransformer, init_weights
 
 NOTE = "trained from scratch: packed layers cannot inherit pretrained weights"
@@ -40,7 +40,7 @@ def build_packed(config: dict, members: int, alpha: float) -> StreamTransformer:
     Returns:
         The network (default layer init; call ``init_weights``), forward ``(M, B, C)``.
     """
-    return group_embed_norm(StreamTransformer(packed_config(config, members, alpha)))
+    return StreamTransformer(packed_config(config, members, alpha))
 
 
 @register
@@ -90,7 +90,3 @@ class PackedEnsembles(UQMethod):
         self.extra_ = {"note": NOTE, "member_width": model.config["dim"],
                        "member_heads": model.config["blocks"][0]["heads"][0]}
         return self.eval()
-
-    def _after_load(self) -> None:
-        for m in self._fitted():
-            group_embed_norm(m)

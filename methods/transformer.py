@@ -96,8 +96,8 @@ class StreamBlock(nn.Module):
         return self.norm2(x + self.mlp(x))
 
 
-def _embed(cfg: dict[str, Any]) -> nn.Module:
-    cfg = dict(cfg)
+def _embed(cfg: dict[str, Any], streams: int) -> nn.Module:
+    cfg = dict(cfg, streams=streams)
     kind = cfg.pop("kind")
     if kind == "patch":
         return PatchEmbed(**cfg)
@@ -113,8 +113,8 @@ class StreamTransformer(nn.Module):
         super().__init__()
         self.config = copy.deepcopy(config)
         c = self.config
-        self.embed = _embed(c["embed"])
         self.embed_streams = c.get("embed_streams", 1)
+        self.embed = _embed(c["embed"], self.embed_streams)
         self.blocks = nn.ModuleList(StreamBlock(b, c) for b in c["blocks"])
         fn = c.get("final_norm")
         self.norm = StreamNorm(c["dim"], fn, c.get("eps", 1e-6)) if fn else None

@@ -17,7 +17,9 @@ from methods.adapters import from_hf_bert
 from methods.transformer import StreamTransformer
 
 
-def _token_split(n: int, num_classes: int, vocab: int, length: int, gen: torch.Generator, ood: bool = False) -> Split:
+def _token_split(
+    n: int, num_classes: int, vocab: int, length: int, gen: torch.Generator, ood: bool = False
+) -> Split:
     """Padded token-id sequences whose class is marked by a class token; OOD ones carry none."""
     lengths = torch.randint(length // 2, length + 1, (n,), generator=gen)
     ids = torch.randint(num_classes + 3, vocab, (n, length), generator=gen)  # filler tokens
@@ -75,4 +77,5 @@ def tiny_text_task(
         config={"task": "tiny_text", **params},
         preprocess=None,
         seed=seed,
+        pretrained=True,
     )

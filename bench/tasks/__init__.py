@@ -40,3 +40,4 @@ def create_task(name: str, root: Path | None = None, **params: Any):
 
 
 from bench.tasks import digits  # noqa: E402,F401  (each import registers tasks)
+from bench.tasks import clip, custom, text, vision  # noqa: E402,F401

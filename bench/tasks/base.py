@@ -102,6 +102,7 @@ class SupervisedTask:
     shift: dict[str, Split] = field(default_factory=dict)  # 'corruption/severity' -> split
     near_ood: tuple[str, ...] = ()  # which OOD sets are near-OOD (the rest are far)
     trainable: bool = True
+    pretrained: bool = False
     eval_batch_size: int = 256
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))

@@ -1,0 +1,76 @@
+"""Recompute the metrics of finished jobs from their saved logits, and ensemble-size sweeps.
+
+For every ``ok`` result under ``<results>/runs`` (or one suite), the member logits saved beside
+it (``results.logits_location``) are scored again with ``scoring.score`` and the result file is
+rewritten atomically with the new ``metrics`` and a ``sweep``: the headline metrics of the
+ensemble of its first M members, ``{"1": {...}, "2": {...}, ...}`` for M = 1 .. min(K,
+``max_members``). The runner scores the same float16-rounded logits it saves, so on unchanged
+code the recomputed metrics equal the stored ones exactly.
+
+Nothing is written until every file has been scored: damaged logits (NaN, unreadable) stop the
+command with the file and set named, and no result file is changed. Results whose logits are
+absent are reported and left as they are.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from bench import results, scoring
+
+HEADLINE = ("test/acc", "test/nll", "test/ece", "ood_mean/auroc_msp", "ood_mean/fpr95_msp", "shift/mean/acc")
+
+
+def _score(path: Path, logits_path: Path, obj: dict, max_members: int | None) -> dict:
+    try:
+        logits, labels = results.load_logits(logits_path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{logits_path}: unreadable logits ({type(e).__name__}: {e})") from None
+    if "test" not in logits or "test" not in labels:
+        raise ValueError(f"{logits_path}: no logits of set 'test'")
+    near = tuple(obj.get("near_ood", []))
+    try:
+        metric_values = scoring.score(logits, labels, near_ood=near)
+        k = logits["test"].shape[0]
+        top = k if max_members is None else min(k, max_members)
+        sweep = {}
+        for m in range(1, top + 1):
+            s = metric_values if m == k else scoring.score(logits, labels, near_ood=near, members=m)
+            sweep[str(m)] = {key: s[key] for key in HEADLINE if key in s}
+    except ValueError as e:
+        raise ValueError(f"{logits_path}: {e}") from None
+    out = {**obj, "metrics": metric_values, "sweep": sweep}
+    results.validate(out, str(path))
+    return out
+
+
+def rescore(root: Path, suite: str | None = None, max_members: int | None = None, log=print) -> int:
+    """Rescore every finished job under ``root/runs`` (only ``suite`` when given); returns the
+    number of result files rewritten. Raises ``ValueError`` (``ResultError`` for a bad result
+    file) before anything is written."""
+    root = Path(root)
+    if max_members is not None and (isinstance(max_members, bool) or not isinstance(max_members, int)
+                                    or max_members < 1):
+        raise ValueError(f"max_members must be an integer >= 1, got {max_members!r}")
+    base = root / "runs" / suite if suite else root / "runs"
+    if not base.is_dir():
+        raise ValueError(f"no results under {base}")
+    updates = []
+    for path in sorted(base.rglob("*.json")):
+        obj = results.read(path)  # raises ResultError naming the file
+        if obj["status"] != "ok":
+            continue
+        logits_path = results.logits_location(root, obj["logits"])
+        if not logits_path.is_file():
+            log(f"{path}: logits {logits_path} are absent; left unchanged")
+            continue
+        new = _score(path, logits_path, obj, max_members)
+        changed = sorted(k for k in set(new["metrics"]) | set(obj["metrics"])
+                         if new["metrics"].get(k) != obj["metrics"].get(k))
+        if changed:
+            log(f"{path}: {len(changed)} metric(s) changed, e.g. {changed[0]}")
+        updates.append((path, new))
+    for path, obj in updates:
+        results.write(path, obj)
+    return len(updates)
