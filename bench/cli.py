@@ -15,7 +15,6 @@ RESULTS = Path("results")
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench import runner, suite
-
     from methods.base import unknown_name
 
     s = suite.load(args.suite)

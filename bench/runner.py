@@ -189,37 +189,37 @@ def run_suite(
     tasks = [t for t in suite.tasks if not only_tasks or t.name in only_tasks]
     entries = [m for m in suite.methods if not only_methods or m.name in only_methods]
     jobs_total = len(tasks) * len(entries) * len(suite.seeds)
-    bar = tqdm(total=jobs_total, desc=f"suite {suite.name}", unit="job", dynamic_ncols=True)
-    for t_entry in tasks:
-        try:
-            task = build_task(t_entry, droot)
-        except MissingData as e:
-            log(f"skipped task {t_entry.name}: {e}")
-            _write_skip(root, suite, t_entry.name, str(e))
-            report.skipped.append(t_entry.name)
-            bar.update(len(entries) * len(suite.seeds))
-            continue
-        task.device = dev
-        results.skip_path(root, suite.name, t_entry.name).unlink(missing_ok=True)
-        for seed in suite.seeds:
-            for entry in entries:
-                job = JobId(suite.name, task.name, entry.name, seed)
-                label = f"{task.name}/{entry.name}/seed{seed}"
-                bar.set_postfix_str(label)
-                if not task.trainable and methods.REGISTRY[entry.method].needs_training:
-                    _write_skip(root, suite, task.name, "needs training; this task is zero-shot", entry.name)
-                    report.skipped.append(label)
-                elif not force and _finished(job.path(root), job_hash(task, entry, seed)):
-                    report.reused.append(label)
-                else:
-                    try:
-                        run_job(suite, task, entry, seed, root)
-                        report.done.append(label)
-                    except (KeyboardInterrupt, ResultError, methods.ConfigError):
-                        raise
-                    except Exception as e:  # one broken job must not stop the suite
-                        log(f"job {label} failed: {type(e).__name__}: {e}")
-                        report.failed.append(label)
-                bar.update(1)
-    bar.close()
+    # closed also when an error stops the run, so that the error line is not glued to the bar
+    with tqdm(total=jobs_total, desc=f"suite {suite.name}", unit="job", dynamic_ncols=True) as bar:
+        for t_entry in tasks:
+            try:
+                task = build_task(t_entry, droot)
+            except MissingData as e:
+                log(f"skipped task {t_entry.name}: {e}")
+                _write_skip(root, suite, t_entry.name, str(e))
+                report.skipped.append(t_entry.name)
+                bar.update(len(entries) * len(suite.seeds))
+                continue
+            task.device = dev
+            results.skip_path(root, suite.name, t_entry.name).unlink(missing_ok=True)
+            for seed in suite.seeds:
+                for entry in entries:
+                    job = JobId(suite.name, task.name, entry.name, seed)
+                    label = f"{task.name}/{entry.name}/seed{seed}"
+                    bar.set_postfix_str(label)
+                    if not task.trainable and methods.REGISTRY[entry.method].needs_training:
+                        _write_skip(root, suite, task.name, "needs training; this task is zero-shot", entry.name)
+                        report.skipped.append(label)
+                    elif not force and _finished(job.path(root), job_hash(task, entry, seed)):
+                        report.reused.append(label)
+                    else:
+                        try:
+                            run_job(suite, task, entry, seed, root)
+                            report.done.append(label)
+                        except (KeyboardInterrupt, ResultError, methods.ConfigError):
+                            raise
+                        except Exception as e:  # one broken job must not stop the suite
+                            log(f"job {label} failed: {type(e).__name__}: {e}")
+                            report.failed.append(label)
+                    bar.update(1)
     return report

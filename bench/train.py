@@ -65,7 +65,7 @@ def fit(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, total, warmup))
     model.train()
     step, epoch = 0, 0
-    with tqdm(total=total, desc=desc, leave=False, unit="step", dynamic_ncols=True) as bar:
+    with tqdm(total=total, desc=desc, leave=False, unit="step", dynamic_ncols=True, mininterval=1.0) as bar:
         while step < total:
             for x, y in batches(epoch):
                 loss = member_loss(model(x), y, recipe.label_smoothing)

@@ -191,6 +191,18 @@ def test_circuit_scores_are_conditioned_on_earlier_layers():
         assert abs(circuit_objective(model, batches, [], 1.0) - ref - float(scores[1][h])) < 1e-5
 
 
+@torch.no_grad()
+def test_circuit_objective_adds_the_ood_entropy_term():
+    model, batches = _planted(layer=1, head=2)
+    x_ood = torch.randn(4, 3, 16, 16)
+    ce = sum(F.cross_entropy(model(x)[0], y, reduction="sum") for x, y in batches) / 6
+    p = model(x_ood)[0].softmax(-1)
+    ent = -(p * p.log()).sum(-1).mean() / torch.log(torch.tensor(float(CLASSES)))
+    J = circuit_objective(model, batches, [(x_ood, torch.full((4,), -1))], 0.5)
+    assert abs(J - float(ce + 0.5 * (1 - ent))) < 1e-5
+    assert abs(circuit_objective(model, batches, [], 0.5) - float(ce)) < 1e-5
+
+
 def test_member_seeds_give_different_head_sets():
     scores = torch.tensor([3.0, 2.9, 2.8, 0.1, 0.2, 2.7])
     assert select_heads(scores, 2) == [0, 1]

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from bench.data import DataError, MissingData
-from bench.tasks import create_task, task_params
 from bench.tasks import clip as clip_tasks
+from bench.tasks import create_task, task_params
 from bench.tasks.text import load_minilm
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -102,7 +102,7 @@ def test_cifar10_vit_builds_splits_ood_and_shift_sets(vision_data):
     task = create_task("cifar10-vit", train_per_class=3, val_per_class=1, ood_max=4,
                        corruptions=["gaussian_noise", "contrast"], severities=[1, 5], shift_per_class=1,
                        **TINY_VIT)
-    assert task.name == "cifar10-vit" and task.num_classes == 10 and task.trainable
+    assert task.name == "cifar10-vit" and task.num_classes == 10 and task.trainable and not task.pretrained
     tr, va, te = task.splits["train"], task.splits["val"], task.splits["test"]
     assert tr.x.shape == (30, 32, 32, 3) and tr.x.dtype == torch.uint8
     assert va.x.shape == (10, 32, 32, 3) and te.x.shape == (20, 32, 32, 3)
@@ -118,7 +118,7 @@ def test_cifar10_vit_builds_splits_ood_and_shift_sets(vision_data):
     assert all((s.y == -1).all() for s in task.ood.values())
     assert task.near_ood == ()
     assert set(task.shift) == {"gaussian_noise/1", "gaussian_noise/5", "contrast/1", "contrast/5"}
-    for key, s in task.shift.items():
+    for s in task.shift.values():
         assert s.x.shape == (10, 32, 32, 3) and s.x.dtype == torch.uint8
         assert torch.equal(torch.sort(s.y).values, torch.arange(10))
     assert not torch.equal(task.shift["contrast/1"].x, task.shift["contrast/5"].x)
@@ -132,7 +132,7 @@ def test_cifar10_vit_builds_splits_ood_and_shift_sets(vision_data):
     assert task.config["shift_per_class"] == 1 and task.recipe.lr == 1e-3 and task.recipe.label_smoothing == 0.1
 
     model = task.backbone(0)
-    x, y = next(task.iterate(te, 5))
+    x, _ = next(task.iterate(te, 5))
     assert x.shape == (5, 3, 32, 32) and model(x).shape == (1, 5, 10)
     again = create_task("cifar10-vit", train_per_class=3, val_per_class=1, ood_max=4,
                         corruptions=["gaussian_noise", "contrast"], severities=[1, 5], shift_per_class=1,
@@ -185,7 +185,7 @@ def test_clinc150_minilm_builds_and_forwards(text_data):
     assert (task.splits["ood_val"].y == -1).all() and (task.splits["val"].y >= 0).all()
     assert {k: len(v) for k, v in task.ood.items()} == {"clinc150-oos": 4, "trec": 4, "ag_news": 4}
     assert all((s.y == -1).all() for s in task.ood.values())
-    assert task.near_ood == ("clinc150-oos",) and task.notes == []
+    assert task.near_ood == ("clinc150-oos",) and task.notes == [] and task.pretrained
     assert task.recipe.epochs == 4 and task.recipe.batch_size == 32 and task.recipe.lr == 5e-5
     for knob in task_params("clinc150-minilm"):
         assert knob in task.config
@@ -243,11 +243,11 @@ def test_zeroshot_clip_tiny_random_end_to_end(imagenet_data):
     import open_clip
 
     task = create_task("imagenet-zeroshot-clip", model="tiny-random", image_size=32, val_fraction=0.34)
-    assert not task.trainable and task.num_classes == 3
+    assert not task.trainable and not task.pretrained and task.num_classes == 3
     val, test = task.splits["val"], task.splits["test"]
     assert len(val) == 2 and len(test) == 4 and "train" not in task.splits
     assert test.x.shape == (4, 32, 32, 3)
-    assert not set(map(lambda t: bytes(t.numpy()), val.x)) & set(map(lambda t: bytes(t.numpy()), test.x))
+    assert not {bytes(t.numpy()) for t in val.x} & {bytes(t.numpy()) for t in test.x}
     assert set(task.ood) == {"textures"} and task.ood["textures"].x.shape == (3, 32, 32, 3)
     notes = " | ".join(task.notes)
     assert "randomly initialised" in notes and "imagenet-sample" in notes
@@ -373,7 +373,7 @@ def csv_data(data) -> Path:
 def test_textcsv_happy_path(csv_data):
     task = create_task("textcsv", train="csv/train.csv", test="csv/test.csv", ood={"news": "csv/ood.csv"},
                        ood_max=3, val_fraction=0.2)
-    assert task.num_classes == 2
+    assert task.num_classes == 2 and task.pretrained
     assert {k: len(v) for k, v in task.splits.items()} == {"train": 8, "val": 2, "test": 4}
     assert task.splits["test"].y.tolist() == [0, 1, 0, 1]  # classes sorted: neg, pos
     assert len(task.ood["news"]) == 3 and (task.ood["news"].y == -1).all() and task.near_ood == ()

@@ -261,6 +261,7 @@ def imagenet_zeroshot_clip(
         preprocess=Preprocess(mean=mean, std=std, crop_pad=0, flip=False),
         near_ood=(),
         trainable=False,
+        pretrained=model != TINY and bool(pretrained),
         eval_batch_size=128,
         notes=notes,
     )

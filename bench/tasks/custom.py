@@ -272,5 +272,6 @@ def textcsv(
         recipe=Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay),
         config={"task": name, "backbone": MINILM, **params},
         preprocess=None,
+        pretrained=True,
         near_ood=tuple(near_ood),
     )

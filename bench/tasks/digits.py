@@ -23,8 +23,8 @@ def digits(
     dim: int = 48,
     depth: int = 2,
     heads: int = 6,
-    patch: int = 2,
-    epochs: float = 15,
+    patch: int = 4,
+    epochs: float = 40,
     batch_size: int = 64,
     lr: float = 2e-3,
 ) -> SupervisedTask:
@@ -57,6 +57,6 @@ def digits(
         backbone_fn=backbone,
         recipe=Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=0.01),
         config={"task": "digits", **params},
-        preprocess=Preprocess(mean=(0.3,), std=(0.4,), crop_pad=1, flip=False),
+        preprocess=Preprocess(mean=(0.3,), std=(0.4,), crop_pad=1, flip=False),  # 4 patches of 4x4 + class token
         near_ood=("digits6-9",),
     )

@@ -161,6 +161,7 @@ def _minilm_task(
         config={"task": name, "backbone": MINILM, **params, "ood_sets": sorted(ood)},
         preprocess=None,
         near_ood=tuple(near),
+        pretrained=True,
         notes=notes,
     )
 

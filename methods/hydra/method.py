@@ -195,7 +195,7 @@ class Hydra(UQMethod):
         self.models_ = nn.ModuleList([fused.eval()])
 
         layers = list(range(fork, len(base.blocks)))
-        pairs = list(itertools.combinations(range(M), 2))
+        pairs = list(itertools.combinations(range(M), 2))  # none when M == 1: overlap 1.0
         per_layer = [sum(jaccard(sets[a][i], sets[b][i]) for a, b in pairs) / len(pairs) if pairs else 1.0
                      for i in range(len(layers))]
         self.extra_ = {

@@ -1,0 +1,567 @@
+"""Reliability: killed runs resume with nothing lost, a seed gives the same numbers, bad input
+fails with one clear line and exit status 2, and nothing loads code from a model file.
+
+The crash tests run ``python -m bench run`` in a child process through a small wrapper that
+patches the child so that it SIGKILLs itself at a chosen point, then rerun it unpatched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import methods
+from bench import cli, results, runner, scoring, suite
+from bench.data.root import dataset_checksum
+from bench.results import ResultError
+
+METHODS = ("single", "deep_ensembles", "mc_dropout")
+TASK = 'name = "digits"\nparams = { dim = 24, depth = 2, heads = 6, epochs = 0.5, batch_size = 128 }'
+HEAD = "[suite]\nseeds = [0]\nthreads = 1\nbatch_sizes = [1, 8]\ncost_repeats = 1\n"
+TINY_METHODS = "[methods.single]\n[methods.deep_ensembles]\n[methods.mc_dropout]\nsamples = 3\n"
+
+
+def write_suite(folder: Path, methods_block: str = TINY_METHODS, tasks: str = f"[[tasks]]\n{TASK}\n",
+                head: str = HEAD, name: str = "tiny") -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(f"{head}\n{tasks}\n{methods_block}")
+    return path
+
+
+def snapshot(root: Path) -> dict[str, tuple] | None:
+    """Every file and folder under ``root`` with its bytes and mtime (None if absent)."""
+    if not root.exists():
+        return None
+    return {str(p.relative_to(root)): (p.is_dir(), p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else b"")
+            for p in sorted(root.rglob("*"))}
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in re.split(r"[\r\n]+", err) if line.startswith("error:")]
+
+
+def assert_bad_input(capsys, argv: list[str], watched: Path, *needles: str) -> str:
+    """``argv`` ends with exit status 2, one ``error: ...`` line naming ``needles``, and
+    nothing under ``watched`` created or changed."""
+    before = snapshot(watched)
+    capsys.readouterr()
+    rc = cli.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = error_lines(err)
+    assert rc == 2, err
+    assert len(lines) == 1 and len(lines[0]) > len("error: "), err
+    assert err.rstrip().endswith(lines[0]), err  # the error is the last thing said
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert snapshot(watched) == before
+    return lines[0]
+
+
+# --- child processes ----------------------------------------------------------------------
+
+WRAPPER = '''
+import os, signal, sys
+
+import bench.results, bench.runner, bench.train
+from bench.cli import main
+
+MODE, LOG = os.environ["RELIABILITY_MODE"], os.environ.get("RELIABILITY_LOG", "")
+calls = {"n": 0}
+
+
+def die():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if MODE == "evaluate":  # killed in the middle of the 2nd job, after its fit
+    real_evaluate = bench.runner.evaluate
+
+    def evaluate(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            die()
+        return real_evaluate(*args, **kwargs)
+
+    bench.runner.evaluate = evaluate
+elif MODE == "write":  # killed half-way through writing the 2nd result file
+    real_write = bench.results.write_atomic
+
+    def write_atomic(path, data):
+        if path.name.startswith("seed") and path.name.endswith(".json"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                data = data.encode() if isinstance(data, str) else data
+                tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+                with open(tmp, "wb") as f:
+                    f.write(data[: len(data) // 2])
+                    f.flush()
+                    os.fsync(f.fileno())
+                die()
+        return real_write(path, data)
+
+    bench.results.write_atomic = write_atomic
+elif MODE in ("fit-kill", "fit-count"):  # log every training; fit-kill: die in the 2nd one
+    real_fit = bench.train.fit
+
+    def fit(model, batches, *args, **kwargs):
+        calls["n"] += 1
+        with open(LOG, "a") as f:
+            f.write(kwargs.get("desc", "?") + "\\n")
+        if MODE == "fit-kill" and calls["n"] == 2:
+            def dying(epoch):
+                for i, batch in enumerate(batches(epoch)):
+                    if i == 1:  # after one optimiser step
+                        die()
+                    yield batch
+
+            return real_fit(model, dying, *args, **kwargs)
+        return real_fit(model, batches, *args, **kwargs)
+
+    bench.train.fit = fit
+raise SystemExit(main(sys.argv[1:]))
+'''
+
+
+@pytest.fixture(scope="module")
+def wrapper(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("wrapper") / "run_bench.py"
+    path.write_text(WRAPPER)
+    return path
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    """One training cache for the crash tests and the finished run (trained once)."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
+def child(wrapper: Path, suite_path: Path, res: Path, cache: Path, mode: str = "none",
+          log: Path | None = None, *extra: str, popen: bool = False):
+    env = {**os.environ, "UQBENCH_CACHE": str(cache), "UQBENCH_OFFLINE": "1", "RELIABILITY_MODE": mode,
+           "RELIABILITY_LOG": str(log or ""), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, str(wrapper), "run", "--suite", str(suite_path), "--results", str(res), *extra]
+    if popen:
+        return subprocess.Popen(argv, env=env, cwd=res.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    return subprocess.run(argv, env=env, cwd=res.parent, capture_output=True, text=True, timeout=600)
+
+
+def job_dir(res: Path, method: str) -> Path:
+    return res / "runs" / "tiny" / "digits" / method
+
+
+def finished_files(res: Path, method: str) -> dict[str, tuple]:
+    d = job_dir(res, method)
+    return {n: (d / n).stat().st_mtime_ns for n in ("seed0.json", "seed0.logits.npz")} | {
+        "bytes": (d / "seed0.json").read_bytes() + (d / "seed0.logits.npz").read_bytes()}
+
+
+def check_complete(res: Path, unchanged: dict[str, dict]) -> None:
+    """Every job has exactly one valid result (and its logits), nothing else is left under
+    ``res``, the metrics are those of the saved logits, and ``unchanged`` jobs were not redone."""
+    files = sorted(str(p.relative_to(res)) for p in res.rglob("*") if p.is_file())
+    expected = sorted(f"runs/tiny/digits/{m}/{n}" for m in METHODS for n in ("seed0.json", "seed0.logits.npz"))
+    assert files == expected  # no partial or temporary files, no duplicates
+    for m in METHODS:
+        obj = results.read(job_dir(res, m) / "seed0.json")
+        assert (obj["status"], obj["method"], obj["seed"]) == ("ok", m, 0)
+        logits, labels = results.load_logits(results.logits_location(res, obj["logits"]))
+        assert scoring.score(logits, labels, tuple(obj["near_ood"])) == obj["metrics"]
+    for m, before in unchanged.items():
+        assert finished_files(res, m) == before, f"finished job {m} was redone"
+
+
+def summary(stdout: str) -> str:
+    found = re.findall(r"suite tiny: .*failed", stdout)
+    assert found, stdout
+    return found[-1]
+
+
+def test_resume_after_kill_in_the_middle_of_a_job(tmp_path, wrapper, shared_cache):
+    suite_path, res = write_suite(tmp_path), tmp_path / "results"
+    p = child(wrapper, suite_path, res, shared_cache, "evaluate")
+    assert p.returncode == -signal.SIGKILL, p.stderr[-3000:]
+    assert (job_dir(res, "single") / "seed0.json").exists()
+    assert not (job_dir(res, "deep_ensembles") / "seed0.json").exists()
+    done = {"single": finished_files(res, "single")}
+
+    p = child(wrapper, suite_path, res, shared_cache)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert summary(p.stdout) == "suite tiny: 2 run, 1 already done, 0 skipped, 0 failed"
+    check_complete(res, done)
+
+    done = {m: finished_files(res, m) for m in METHODS}  # a third run redoes nothing
+    p = child(wrapper, suite_path, res, shared_cache)
+    assert p.returncode == 0 and summary(p.stdout) == "suite tiny: 0 run, 3 already done, 0 skipped, 0 failed"
+    check_complete(res, done)
+
+
+def test_resume_after_kill_while_writing_a_result_file(tmp_path, wrapper, shared_cache):
+    suite_path, res = write_suite(tmp_path), tmp_path / "results"
+    p = child(wrapper, suite_path, res, shared_cache, "write")
+    assert p.returncode == -signal.SIGKILL, p.stderr[-3000:]
+    partial = list(job_dir(res, "deep_ensembles").glob(".seed0.json.tmp*"))
+    assert len(partial) == 1 and not (job_dir(res, "deep_ensembles") / "seed0.json").exists()
+    done = {"single": finished_files(res, "single")}
+
+    p = child(wrapper, suite_path, res, shared_cache)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert summary(p.stdout) == "suite tiny: 2 run, 1 already done, 0 skipped, 0 failed"
+    assert not partial[0].exists()
+    check_complete(res, done)
+
+
+def test_resumed_deep_ensemble_trains_only_unfinished_members(tmp_path, wrapper):
+    suite_path, res, cache = write_suite(tmp_path), tmp_path / "results", tmp_path / "cache"
+    log1, log2 = tmp_path / "fit1.log", tmp_path / "fit2.log"
+    p = child(wrapper, suite_path, res, cache, "fit-kill", log1)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-3000:]
+    tags = lambda log: [line.split()[-1] for line in log.read_text().splitlines()]  # noqa: E731
+    # single = member 0 of the ensemble (seed 0); killed in member 1's training (seed 1000)
+    assert tags(log1) == ["single-seed0", "single-seed1000"]
+    assert not (job_dir(res, "deep_ensembles") / "seed0.json").exists()
+    done = {"single": finished_files(res, "single")}
+
+    p = child(wrapper, suite_path, res, cache, "fit-count", log2)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert summary(p.stdout) == "suite tiny: 2 run, 1 already done, 0 skipped, 0 failed"
+    trained = tags(log2)
+    assert trained[:2] == ["single-seed1000", "single-seed2000"], trained  # member 0 not retrained
+    assert len(trained) == 3 and trained[2].startswith("mc_dropout"), trained
+    check_complete(res, done)
+
+
+def test_same_seed_gives_the_same_numbers(tmp_path, wrapper):
+    suite_path = write_suite(tmp_path)
+    outs = []
+    for k in (1, 2):
+        (tmp_path / f"run{k}").mkdir()
+        outs.append(tmp_path / f"run{k}" / "results")
+    procs = [child(wrapper, suite_path, res, res.parent / "cache", "none", None, "--methods", "mc_dropout",
+                   popen=True) for res in outs]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    objs, arrays = [], []
+    for res in outs:
+        obj = results.read(job_dir(res, "mc_dropout") / "seed0.json")
+        objs.append({k: v for k, v in obj.items() if k not in ("wall", "cost", "provenance")})
+        arrays.append(results.load_logits(results.logits_location(res, obj["logits"])))
+    assert objs[0] == objs[1]
+    for name in arrays[0][0]:
+        assert np.array_equal(arrays[0][0][name], arrays[1][0][name]), name
+        assert np.array_equal(arrays[0][1][name], arrays[1][1][name]), name
+
+
+def test_stale_temporaries_of_live_writers_are_kept(tmp_path):
+    folder = tmp_path / "runs" / "tiny" / "digits" / "single"
+    folder.mkdir(parents=True)
+    dead, mine = folder / ".seed0.json.tmp999999999", folder / f".seed0.logits.npz.tmp{os.getpid()}"
+    live = folder / f".seed1.json.tmp{os.getppid()}"
+    for f in (dead, mine, live):
+        f.write_text("{")
+    assert sorted(runner.clean_stale_temporaries(tmp_path / "runs")) == sorted([dead, mine])
+    assert live.exists() and not dead.exists() and not mine.exists()
+
+
+# --- a finished run, for rescore and the leaderboard ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, shared_cache) -> Path:
+    """The tiny suite, run in-process (trained models come from the shared cache)."""
+    folder = tmp_path_factory.mktemp("finished")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UQBENCH_CACHE", str(shared_cache))
+        mp.setenv("UQBENCH_DATA", str(folder))
+        mp.setenv("UQBENCH_OFFLINE", "1")
+        rep = runner.run_suite(suite.load(str(write_suite(folder))), folder / "results", log=lambda *a: None)
+    assert len(rep.done) == 3 and not rep.failed, rep
+    return folder / "results"
+
+
+@pytest.fixture
+def res(finished, tmp_path) -> Path:
+    """A private copy of the finished run."""
+    return Path(shutil.copytree(finished, tmp_path / "results"))
+
+
+def test_rescore_reproduces_the_stored_metrics_and_adds_sweeps(res, capsys):
+    stored = {m: results.read(job_dir(res, m) / "seed0.json") for m in METHODS}
+    assert cli.main(["rescore", "--results", str(res)]) == 0
+    assert "rescored 3 result files" in capsys.readouterr().out
+    new = {m: results.read(job_dir(res, m) / "seed0.json") for m in METHODS}
+    from bench.rescore import HEADLINE
+
+    for m in METHODS:
+        assert new[m]["metrics"] == stored[m]["metrics"], m  # exactly, not approximately
+        assert {k: v for k, v in new[m].items() if k != "sweep"} == stored[m]
+        k = stored[m]["cost"]["members"]
+        assert sorted(new[m]["sweep"], key=int) == [str(i) for i in range(1, k + 1)]
+        assert new[m]["sweep"][str(k)] == {h: stored[m]["metrics"][h] for h in HEADLINE if h in stored[m]["metrics"]}
+        assert set(new[m]["sweep"]["1"]) == {"test/acc", "test/nll", "test/ece", "ood_mean/auroc_msp",
+                                              "ood_mean/fpr95_msp"}
+    # member 0 of the deep ensemble is the single model
+    assert new["deep_ensembles"]["sweep"]["1"] == new["single"]["sweep"]["1"]
+
+    assert cli.main(["rescore", "--results", str(res), "--suite", "tiny", "--max-members", "2"]) == 0
+    assert sorted(results.read(job_dir(res, "deep_ensembles") / "seed0.json")["sweep"]) == ["1", "2"]
+
+
+def test_rescore_leaves_results_without_logits_untouched(res, capsys):
+    (job_dir(res, "mc_dropout") / "seed0.logits.npz").unlink()
+    before = (job_dir(res, "mc_dropout") / "seed0.json").stat().st_mtime_ns, \
+        (job_dir(res, "mc_dropout") / "seed0.json").read_bytes()
+    assert cli.main(["rescore", "--results", str(res)]) == 0
+    out = capsys.readouterr().out
+    assert "mc_dropout/seed0.json" in out and "absent" in out and "rescored 2 result files" in out
+    assert ((job_dir(res, "mc_dropout") / "seed0.json").stat().st_mtime_ns,
+            (job_dir(res, "mc_dropout") / "seed0.json").read_bytes()) == before
+
+
+def test_rescore_refuses_nan_logits_naming_the_set(res, capsys):
+    path = job_dir(res, "mc_dropout") / "seed0.logits.npz"
+    logits, labels = results.load_logits(path)
+    logits["ood/digits6-9"][1, 3, 0] = np.nan
+    results.save_logits(path, logits, labels)
+    line = assert_bad_input(capsys, ["rescore", "--results", res], res, "ood/digits6-9", "NaN", str(path))
+    assert "single" not in line
+    assert_bad_input(capsys, ["rescore", "--results", res, "--suite", "nope"], res, "no results", "nope")
+    assert_bad_input(capsys, ["rescore", "--results", res, "--max-members", "0"], res, "max_members")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "schema"])
+def test_leaderboard_names_a_corrupt_result_file(res, tmp_path, capsys, damage):
+    path = job_dir(res, "deep_ensembles") / "seed0.json"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        obj = json.loads(path.read_text())
+        del obj["metrics"]
+        path.write_text(json.dumps(obj))
+    out = tmp_path / "board" / "leaderboard.md"
+    out.parent.mkdir()
+    assert_bad_input(capsys, ["leaderboard", "--results", res, "--out", out], tmp_path, str(path))
+    assert not out.exists() and not (res / "summary.csv").exists()
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def watched(tmp_path) -> Path:
+    """A results folder with something in it, which bad input must leave alone."""
+    res = tmp_path / "results"
+    (res / "runs" / "other").mkdir(parents=True)
+    (res / "runs" / "other" / "keep.txt").write_text("keep")
+    return res
+
+
+BAD_SUITES = {
+    "unknown task": (dict(tasks='[[tasks]]\nname = "digitz"\n'), ("unknown task 'digitz'", "did you mean digits")),
+    "unknown method": (dict(methods_block="[methods.singel]\n"), ("unknown method 'singel'", "did you mean single")),
+    "malformed toml": (dict(methods_block="[methods.single\n"), ("malformed TOML", "tiny.toml")),
+    "num_members=0": (dict(methods_block="[methods.deep_ensembles]\nnum_members = 0\n"),
+                      ("[methods.deep_ensembles]", "num_members", "got 0")),
+    "p=1.5": (dict(methods_block="[methods.mc_dropout]\np = 1.5\n"), ("[methods.mc_dropout]", "p must be", "1.5")),
+    "unknown hyper-parameter": (dict(methods_block="[methods.single]\nsamples = 3\n"), ("single", "samples")),
+    "bad dtype": (dict(head=HEAD + 'dtype = "float17"\n'), ("dtype",)),
+    "unknown task parameter": (dict(tasks='[[tasks]]\nname = "digits"\nparams = { dims = 24 }\n'),
+                               ("task 'digits' has no parameter dims",)),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SUITES))
+def test_bad_suite_fails_clearly(tmp_path, watched, capsys, case):
+    kwargs, needles = BAD_SUITES[case]
+    path = write_suite(tmp_path, **kwargs)
+    assert_bad_input(capsys, ["run", "--suite", path, "--results", watched], watched, *needles)
+
+
+def test_bad_names_on_the_command_line_fail_clearly(tmp_path, watched, capsys):
+    path = write_suite(tmp_path)
+    run = ["run", "--results", watched, "--suite"]
+    assert_bad_input(capsys, run + ["smok"], watched, "unknown suite 'smok'", "did you mean smoke")
+    assert_bad_input(capsys, run + [tmp_path / "nope.toml"], watched, "suite file not found", "nope.toml")
+    assert_bad_input(capsys, run + [path, "--methods", "singel"], watched, "'singel'", "did you mean single")
+    assert_bad_input(capsys, run + [path, "--tasks", "digit"], watched, "'digit'", "did you mean digits")
+    assert_bad_input(capsys, run + [path, "--seeds", "0,x"], watched, "--seeds")
+
+
+def test_missing_data_root_fails_clearly(tmp_path, watched, capsys, monkeypatch):
+    monkeypatch.setenv("UQBENCH_DATA", str(tmp_path / "no-such-data"))
+    path = write_suite(tmp_path)
+    assert_bad_input(capsys, ["run", "--suite", path, "--results", watched], watched,
+                     "UQBENCH_DATA", str(tmp_path / "no-such-data"))
+
+
+def test_unset_data_root_defaults_to_data_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("UQBENCH_DATA")
+    monkeypatch.chdir(tmp_path)
+    assert runner.checked_data_root() == Path("data")  # absent: data tasks skip, no error
+
+
+def test_damaged_image_reaching_a_task_fails_clearly(tmp_path, watched, capsys, monkeypatch):
+    from bench.tasks import TASKS
+
+    if "imagefolder" not in TASKS:
+        pytest.skip("task kind 'imagefolder' is not registered yet")
+    from PIL import Image
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("test", 2)):
+        for cls in ("a", "b"):
+            (data / "mine" / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                    data / "mine" / split / cls / f"{i}.jpg", quality=95)
+    bad = data / "mine" / "train" / "b" / "1.jpg"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    monkeypatch.setenv("UQBENCH_DATA", str(data))
+    tasks = ('[[tasks]]\nname = "mine"\nkind = "imagefolder"\nparams = { train = "mine/train", test = "mine/test", '
+             'image_size = 8, dim = 24, depth = 2, heads = 6, patch = 4, epochs = 0.5 }\n')
+    path = write_suite(tmp_path, tasks=tasks, methods_block="[methods.single]\n")
+    assert_bad_input(capsys, ["run", "--suite", path, "--results", watched], watched, str(bad))
+
+
+@pytest.mark.parametrize("params, needle", [("heads_per_member = 7", "heads_per_member"),
+                                            ("fork_layer = 2", "fork_layer")])
+def test_hydra_config_errors_stop_the_run(tmp_path, watched, capsys, monkeypatch, shared_cache, params, needle):
+    if "hydra" not in methods.REGISTRY:
+        pytest.skip("method 'hydra' is not registered")
+    monkeypatch.setenv("UQBENCH_CACHE", str(shared_cache))  # its single model is shared
+    path = write_suite(tmp_path, methods_block=f"[methods.hydra]\n{params}\n")
+    assert_bad_input(capsys, ["run", "--suite", path, "--results", watched], watched, needle)
+
+
+# --- safe loading ---------------------------------------------------------------------------
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: stands for any code a pickle can carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def payload(marker: Path) -> bytes:
+    return pickle.dumps({"weight": _Payload(marker)})
+
+
+def test_payload_is_live(tmp_path):
+    pickle.loads(payload(tmp_path / "proof"))  # what an unsafe loader would do
+    assert (tmp_path / "proof").exists()
+
+
+def test_load_refuses_a_pickled_model_file(tmp_path, digits_task):
+    from torch import nn
+
+    m = methods.create("single")
+    m.models_, m.extra_ = nn.ModuleList([digits_task.backbone(0)]), {}
+    m.save(tmp_path / "model")
+    methods.load(tmp_path / "model")  # the untampered copy loads
+    (tmp_path / "model" / "model.safetensors").write_bytes(payload(tmp_path / "marker"))
+    with pytest.raises(Exception):
+        methods.load(tmp_path / "model")
+    assert not (tmp_path / "marker").exists()
+
+
+def test_training_cache_refuses_a_pickled_checkpoint(tmp_path, digits_task, monkeypatch):
+    import bench.train
+
+    monkeypatch.setattr(bench.train, "fit", lambda model, *a, **k: model.eval())  # no need to train
+    digits_task.single_model(0)
+    ckpts = list((Path(os.environ["UQBENCH_CACHE"]) / "checkpoints").rglob("*.safetensors"))
+    assert len(ckpts) == 1
+    ckpts[0].write_bytes(payload(tmp_path / "marker"))
+    with pytest.raises(Exception):
+        digits_task.single_model(0)
+    assert not (tmp_path / "marker").exists()
+
+
+# --- data integrity -------------------------------------------------------------------------
+
+
+def test_verify_data_names_damaged_and_incomplete_sets(tmp_path, capsys):
+    root = tmp_path / "data"
+    for name, n in (("alpha", 2), ("beta", 3), ("gamma", 1)):
+        for i in range(n):
+            (root / name / "sub").mkdir(parents=True, exist_ok=True)
+            (root / name / "sub" / f"f{i}.bin").write_bytes(bytes([i]) * 100)
+    manifest = tmp_path / "MANIFEST"
+    manifest.write_text("# name files sha256\n" + "".join(
+        f"{name} {' '.join(map(str, dataset_checksum(root, name)))}\n" for name in ("alpha", "beta", "gamma")))
+    argv = ["verify-data", "--root", str(root), "--manifest", str(manifest)]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.count(" ok") == 3
+
+    (root / "alpha" / "sub" / "f1.bin").write_bytes(b"\x01" * 99 + b"\x02")
+    (root / "beta" / "sub" / "f2.bin").unlink()
+    assert cli.main(argv) == 1
+    rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert rows["alpha"].startswith("damaged") and rows["beta"].startswith("incomplete (2 of 3")
+    assert rows["gamma"] == "ok"
+
+    manifest.write_text("alpha two\n")
+    assert_bad_input(capsys, argv, root, "MANIFEST:1")
+
+
+# --- result schema ----------------------------------------------------------------------------
+
+
+def _ok_result() -> dict:
+    return {"schema": results.SCHEMA_VERSION, "status": "ok", "suite": "s", "task": "t", "method": "m", "seed": 0,
+            "params": {}, "task_config": {}, "config_hash": "abc", "metrics": {"test/acc": 0.5},
+            "cost": {"params": 10.0, "dtype": "float32"}, "wall": {}, "provenance": {}, "extra": {},
+            "logits": "x.npz"}
+
+
+def test_write_validates_against_the_schema(tmp_path):
+    path = tmp_path / "r" / "seed0.json"
+    results.write(path, _ok_result())
+    assert results.read(path) == _ok_result()
+    path.unlink()
+    bad = [{k: v for k, v in _ok_result().items() if k != "config_hash"}, {**_ok_result(), "schema": 2},
+           {**_ok_result(), "seed": "0"}, {**_ok_result(), "metrics": {"test/acc": float("nan")}}]
+    for obj, what in zip(bad, ["config_hash", "schema version 2", "seed", "NaN"]):
+        with pytest.raises(ResultError, match=re.escape(what)):
+            results.write(path, obj)
+        assert not path.exists() and not list(path.parent.iterdir())
+
+
+def test_read_names_a_truncated_file(tmp_path):
+    path = tmp_path / "seed0.json"
+    results.write(path, _ok_result())
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(ResultError, match=re.escape(str(path))):
+        results.read(path)
+
+
+def test_write_atomic_leaves_nothing_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "seed0.json"
+    path.write_text("old")
+
+    def boom(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        results.write_atomic(path, "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed0.json"] and path.read_text() == "old"
+
