@@ -12,6 +12,7 @@ Methods never read files, know data sets or print: everything data-related comes
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import json
 from collections.abc import Iterable
@@ -95,8 +96,11 @@ class UQMethod:
     def fit(self, task: Task) -> UQMethod:
         raise NotImplementedError
 
-    @property
+    @functools.cached_property
     def num_members(self) -> int:
+        """Members M of the fitted method. A method whose ensemble size is a hyper-parameter of
+        the same name stores it as a plain attribute, which takes precedence (a cached
+        property is a non-data descriptor)."""
         return sum(m.num_members for m in self._fitted())
 
     def forward_members(self, x: Inputs) -> Tensor:

@@ -76,7 +76,6 @@ class BatchEnsemble(UQMethod):
 
     name = "batch_ensemble"
     needs_training = True
-    num_members: int = 3  # shadows UQMethod.num_members: here the hyper-parameter is the count
 
     def __init__(self, num_members: int = 3, fast_init: str = "auto", fast_std: float = 0.1) -> None:
         self.num_members = num_members

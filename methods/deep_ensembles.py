@@ -28,7 +28,6 @@ class DeepEnsembles(UQMethod):
 
     name = "deep_ensembles"
     needs_training = True
-    num_members: int = 3  # shadows UQMethod.num_members: here the hyper-parameter is the count
 
     def __init__(self, num_members: int = 3) -> None:
         self.num_members = num_members

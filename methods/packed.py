@@ -56,7 +56,6 @@ class PackedEnsembles(UQMethod):
 
     name = "packed_ensembles"
     needs_training = True
-    num_members: int = 3  # shadows UQMethod.num_members: here the hyper-parameter is the count
 
     def __init__(self, num_members: int = 3, alpha: float = 2.0, gamma: int = 1) -> None:
         self.num_members = num_members

@@ -84,7 +84,6 @@ class Hydra(UQMethod):
 
     # ``UQMethod.num_members`` is a read-only property (members of the fitted networks); here
     # it is also a hyper-parameter, so it is a plain attribute (equal to it once fitted).
-    num_members: int = 3
 
     def __init__(
         self,
