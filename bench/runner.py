@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 import methods
-from bench import cost, results, scoring
+from bench import cost, dist, results, scoring
 from bench.data.root import MissingData, data_root
 from bench.results import JobId, ResultError
 from bench.suite import MethodEntry, Suite, build_task
@@ -38,10 +38,10 @@ def seed_everything(seed: int) -> None:
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return dist.local_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA device is available")
-    return torch.device(name)
+    return dist.local_device(torch.device(name))
 
 
 @dataclass
@@ -77,6 +77,8 @@ def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, r
     t0 = time.perf_counter()
     method.fit(task)
     fit_s = time.perf_counter() - t0
+    if not dist.is_main():  # under torchrun, rank 0 alone evaluates, measures and writes
+        return {}
     seed_everything(seed)
     t0 = time.perf_counter()
     logits, labels = evaluate(method, task)
@@ -162,6 +164,8 @@ def _finished(path: Path, expected_hash: str) -> bool:
 
 
 def _write_skip(root: Path, suite: Suite, task: str, reason: str, method: str | None = None) -> None:
+    if not dist.is_main():
+        return
     obj = {"schema": results.SCHEMA_VERSION, "status": "skipped", "suite": suite.name, "task": task,
            "reason": reason, "provenance": {}}
     if method:

@@ -8,6 +8,9 @@ A suite is a TOML file (``bench/suites/<name>.toml`` or any path)::
     device = "cpu"            # "cpu", "cuda" or "auto"
     threads = 2               # CPU threads for training, evaluation and cost
     dtype = "float32"         # cost measurement precision ("bfloat16" on a GPU)
+    ray_cpus = 2              # optional, --launcher ray: CPUs per job (default: threads)
+    ray_gpus = 1              # optional, --launcher ray: GPUs per job, may be fractional
+                              # (default: 1 when the device is cuda, or auto on a GPU cluster)
 
     [[tasks]]
     name = "cifar10-vit"      # results folder name
@@ -34,7 +37,8 @@ from bench.tasks import create_task, task_params
 from methods.base import unknown_name
 
 SUITES_DIR = Path(__file__).parent / "suites"
-_SUITE_KEYS = {"description", "seeds", "device", "threads", "dtype", "batch_sizes", "cost_repeats"}
+_SUITE_KEYS = {"description", "seeds", "device", "threads", "dtype", "batch_sizes", "cost_repeats",
+               "ray_cpus", "ray_gpus"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Suite:
     dtype: str = "float32"
     batch_sizes: tuple[int, int] = (1, 256)
     cost_repeats: int = 10
+    ray_cpus: float | None = None  # Ray resources per job (--launcher ray); None: from threads / device
+    ray_gpus: float | None = None
 
 
 def available() -> list[str]:
@@ -106,6 +112,9 @@ def load(name_or_path: str) -> Suite:
     _check(isinstance(sizes, list) and len(sizes) == 2 and all(positive(b) for b in sizes), where,
            "batch_sizes must be two integers >= 1 (small, large)")
     _check(positive(head.get("cost_repeats", 10)), where, "cost_repeats must be an integer >= 1")
+    for key in ("ray_cpus", "ray_gpus"):
+        v = head.get(key, 0)
+        _check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, where, f"{key} must be a number >= 0")
 
     tasks = []
     for t in raw.get("tasks", []):
@@ -135,6 +144,7 @@ def load(name_or_path: str) -> Suite:
         name=path.stem, tasks=tasks, methods=entries, seeds=seeds, description=head.get("description", ""),
         device=head.get("device", "cpu"), threads=head.get("threads", 2), dtype=head.get("dtype", "float32"),
         batch_sizes=tuple(head.get("batch_sizes", (1, 256))), cost_repeats=head.get("cost_repeats", 10),
+        ray_cpus=head.get("ray_cpus"), ray_gpus=head.get("ray_gpus"),
     )
 
 

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from bench import dist
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -64,13 +66,18 @@ def fit(
     warmup = max(1, int(recipe.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, total, warmup))
     model.train()
+    net = _ddp(model) if dist.is_distributed() else None  # under torchrun: this rank's share of each batch
     step, epoch = 0, 0
-    with tqdm(total=total, desc=desc, leave=False, unit="step", dynamic_ncols=True, mininterval=1.0) as bar:
+    with tqdm(total=total, desc=desc, leave=False, unit="step", dynamic_ncols=True, mininterval=1.0,
+              disable=not dist.is_main()) as bar:
         while step < total:
             for x, y in batches(epoch):
-                loss = member_loss(model(x), y, recipe.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{desc}: training loss became {loss.item()} at step {step}")
+                if net is None:
+                    loss = value = member_loss(model(x), y, recipe.label_smoothing)
+                else:
+                    loss, value = _shard_loss(net, x, y, recipe.label_smoothing)
+                if not torch.isfinite(value):
+                    raise FloatingPointError(f"{desc}: training loss became {value.item()} at step {step}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if recipe.grad_clip:
@@ -79,8 +86,41 @@ def fit(
                 sched.step()
                 step += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                bar.set_postfix(loss=f"{value.item():.3f}", refresh=False)
                 if step >= total:
                     break
             epoch += 1
+    if net is not None:
+        dist.sync_rng()
     return model.eval()
+
+
+# -- distributed (torchrun) ----------------------------------------------------------------
+# Every rank draws the same global batches (same seeds, same augmentation) and keeps a
+# contiguous share of each, so the samples, the effective batch and the number of steps are
+# those of the single-process run, uneven and short batches included. DDP averages the ranks'
+# gradients; weighting each rank's mean loss by its share makes that average the gradient of
+# the global batch's mean loss. Forward randomness (dropout) is drawn per shard, so a model
+# trained with dropout is equivalent in distribution, not bit for bit.
+
+
+def _ddp(model: nn.Module) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(model.parameters()).device
+    dist.init(device)
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def _shard_loss(net: nn.Module, x: object, y: Tensor, label_smoothing: float) -> tuple[Tensor, Tensor]:
+    """This rank's weighted loss on its share of the global batch ``(x, y)``, and the global
+    batch's mean loss (the same on every rank, for the progress bar and the finiteness check)."""
+    W, r, B = dist.world_size(), dist.rank(), len(y)
+    lo, hi = B * r // W, B * (r + 1) // W
+    n = hi - lo
+    if n == 0:  # fewer samples than ranks: one sample with weight 0 keeps this rank in the all-reduce
+        lo, hi = 0, 1
+    xs = {k: v[lo:hi] for k, v in x.items()} if isinstance(x, dict) else x[lo:hi]
+    local = member_loss(net(xs), y[lo:hi], label_smoothing)
+    return local * (n * W / B), dist.all_sum(local.detach() * (n / B))

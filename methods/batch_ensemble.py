@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.base import Task, UQMethod, register
+from methods.base import ConfigError, Task, UQMethod, register
 from methods.convert import FAST_INITS, batch_ensemble_config, copy_broadcast, init_fast_weights
 from methods.transformer import StreamTransformer
 
@@ -84,11 +84,11 @@ class BatchEnsemble(UQMethod):
 
     def validate(self) -> None:
         if not isinstance(self.num_members, int) or isinstance(self.num_members, bool) or self.num_members < 1:
-            raise ValueError(f"num_members must be an integer >= 1, got {self.num_members!r}")
+            raise ConfigError(f"num_members must be an integer >= 1, got {self.num_members!r}")
         if self.fast_init not in ("auto", *FAST_INITS):
-            raise ValueError(f"fast_init must be one of auto, {', '.join(FAST_INITS)}; got {self.fast_init!r}")
+            raise ConfigError(f"fast_init must be one of auto, {', '.join(FAST_INITS)}; got {self.fast_init!r}")
         if isinstance(self.fast_std, bool) or not isinstance(self.fast_std, (int, float)) or not self.fast_std > 0:
-            raise ValueError(f"fast_std must be a positive float, got {self.fast_std!r}")
+            raise ConfigError(f"fast_std must be a positive float, got {self.fast_std!r}")
 
     def fit(self, task: Task) -> BatchEnsemble:
         """Convert the backbone, initialise the fast weights and train all members at once."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from methods.base import Task, UQMethod, register
+from methods.base import ConfigError, Task, UQMethod, register
 
 SEED_STRIDE = 1000  # member k trains with seed task.seed + SEED_STRIDE * k
 
@@ -34,7 +34,7 @@ class DeepEnsembles(UQMethod):
 
     def validate(self) -> None:
         if not isinstance(self.num_members, int) or isinstance(self.num_members, bool) or self.num_members < 1:
-            raise ValueError(f"num_members must be an integer >= 1, got {self.num_members!r}")
+            raise ConfigError(f"num_members must be an integer >= 1, got {self.num_members!r}")
 
     def member_seeds(self, seed: int) -> list[int]:
         """Training seeds of the members for a job seed."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from methods.base import Inputs, Task, UQMethod, register
+from methods.base import ConfigError, Inputs, Task, UQMethod, register
 
 
 @register
@@ -35,9 +35,9 @@ class MCDropout(UQMethod):
 
     def validate(self) -> None:
         if isinstance(self.p, bool) or not isinstance(self.p, (int, float)) or not 0 <= self.p < 1:
-            raise ValueError(f"p must be a float in [0, 1), got {self.p!r}")
+            raise ConfigError(f"p must be a float in [0, 1), got {self.p!r}")
         if not isinstance(self.samples, int) or isinstance(self.samples, bool) or self.samples < 1:
-            raise ValueError(f"samples must be an integer >= 1, got {self.samples!r}")
+            raise ConfigError(f"samples must be an integer >= 1, got {self.samples!r}")
 
     @property
     def num_members(self) -> int:

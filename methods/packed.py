@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.base import Task, UQMethod, register
+from methods.base import ConfigError, Task, UQMethod, register
 from methods.convert import packed_config
 from methods.transformer import StreamTransformer, init_weights
 
@@ -64,11 +64,11 @@ class PackedEnsembles(UQMethod):
 
     def validate(self) -> None:
         if not isinstance(self.num_members, int) or isinstance(self.num_members, bool) or self.num_members < 1:
-            raise ValueError(f"num_members must be an integer >= 1, got {self.num_members!r}")
+            raise ConfigError(f"num_members must be an integer >= 1, got {self.num_members!r}")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
-            raise ValueError(f"alpha must be a positive number, got {self.alpha!r}")
+            raise ConfigError(f"alpha must be a positive number, got {self.alpha!r}")
         if self.gamma != 1 or isinstance(self.gamma, bool):
-            raise ValueError(f"packed_ensembles supports only gamma=1, got {self.gamma!r}")
+            raise ConfigError(f"packed_ensembles supports only gamma=1, got {self.gamma!r}")
 
     def fit(self, task: Task) -> PackedEnsembles:
         """Build the packed network from the backbone's config, initialise and train it."""

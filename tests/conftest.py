@@ -20,6 +20,6 @@ def _isolated(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def digits_task():
     """``digits`` with a budget of a few steps: enough to exercise every code path."""
-    task = create_task("digits", dim=24, depth=2, heads=6, epochs=1, batch_size=128)
+    task = create_task("digits", dim=24, depth=2, heads=6, patch=2, epochs=1, batch_size=128)
     task.seed = 0
     return task

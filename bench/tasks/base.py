@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from bench import dist
 from bench import train as training
 from bench.train import Recipe
 from methods.transformer import StreamTransformer
@@ -181,15 +182,17 @@ class SupervisedTask:
             configs = [m.config for m in model.modules() if isinstance(m, StreamTransformer)]
             key = config_hash([self.config, configs, cache_tag, epochs, lr_scale, seed])
             path = cache_root() / "checkpoints" / self.name / f"{key}.safetensors"
-            if path.exists():
-                model.load_state_dict(load_file(str(path), device=str(self.device)))
+            if dist.agree(path.exists()):  # under torchrun: rank 0 decides, loads and shares
+                if dist.is_main():
+                    model.load_state_dict(load_file(str(path), device=str(self.device)))
+                dist.broadcast_state(model)
                 return model.eval()
         split = self.splits["train"]
         steps = -(-len(split) // self.recipe.batch_size)
         torch.manual_seed(seed)
         batches = lambda epoch: self.iterate(split, self.recipe.batch_size, seed * 1000 + epoch, augment=True)  # noqa: E731
         training.fit(model, batches, steps, self.recipe, epochs, lr_scale, desc=f"{self.name} {cache_tag or ''}")
-        if path is not None:
+        if path is not None and dist.is_main():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))

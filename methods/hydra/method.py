@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods.base import Task, UQMethod, register
+from methods.base import ConfigError, Task, UQMethod, register
 from methods.hydra.fuse import fuse
 from methods.hydra.importance import circuit_select, select_heads, taylor_scores
 from methods.hydra.prune import prune
@@ -82,9 +82,6 @@ class Hydra(UQMethod):
     name = "hydra"
     needs_training = False  # zero-shot: circuit/taylor scoring on 'val', no fine-tuning
 
-    # ``UQMethod.num_members`` is a read-only property (members of the fitted networks); here
-    # it is also a hyper-parameter, so it is a plain attribute (equal to it once fitted).
-
     def __init__(
         self,
         num_members: int = 3,
@@ -116,36 +113,36 @@ class Hydra(UQMethod):
             return isinstance(v, int) and not isinstance(v, bool)
 
         if not whole(self.num_members) or self.num_members < 1:
-            raise ValueError(f"num_members={self.num_members!r} must be an integer >= 1")
+            raise ConfigError(f"num_members={self.num_members!r} must be an integer >= 1")
         if self.heads_per_member is not None and (not whole(self.heads_per_member) or self.heads_per_member < 1):
-            raise ValueError(f"heads_per_member={self.heads_per_member!r} must be None or an integer >= 1")
+            raise ConfigError(f"heads_per_member={self.heads_per_member!r} must be None or an integer >= 1")
         if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion={self.criterion!r} must be one of {', '.join(CRITERIA)}")
+            raise ConfigError(f"criterion={self.criterion!r} must be one of {', '.join(CRITERIA)}")
         if not whole(self.fork_layer) or self.fork_layer < 0:
-            raise ValueError(f"fork_layer={self.fork_layer!r} must be an integer >= 0")
+            raise ConfigError(f"fork_layer={self.fork_layer!r} must be an integer >= 0")
         if self.finetune not in FINETUNE:
-            raise ValueError(f"finetune={self.finetune!r} must be one of {', '.join(FINETUNE)}")
+            raise ConfigError(f"finetune={self.finetune!r} must be one of {', '.join(FINETUNE)}")
         if not self.finetune_frac >= 0:
-            raise ValueError(f"finetune_frac={self.finetune_frac!r} must be >= 0")
+            raise ConfigError(f"finetune_frac={self.finetune_frac!r} must be >= 0")
         if not self.lr_scale > 0:
-            raise ValueError(f"lr_scale={self.lr_scale!r} must be > 0")
+            raise ConfigError(f"lr_scale={self.lr_scale!r} must be > 0")
         if not whole(self.score_batches) or self.score_batches < 1:
-            raise ValueError(f"score_batches={self.score_batches!r} must be an integer >= 1")
+            raise ConfigError(f"score_batches={self.score_batches!r} must be an integer >= 1")
         if not self.gumbel_tau >= 0:
-            raise ValueError(f"gumbel_tau={self.gumbel_tau!r} must be >= 0")
+            raise ConfigError(f"gumbel_tau={self.gumbel_tau!r} must be >= 0")
         if not self.ood_weight >= 0:
-            raise ValueError(f"ood_weight={self.ood_weight!r} must be >= 0")
+            raise ConfigError(f"ood_weight={self.ood_weight!r} must be >= 0")
 
     # -- fit ----------------------------------------------------------------------------
     def _check_against(self, model: StreamTransformer) -> int:
         """Validate the hyper-parameters that depend on the model; return heads kept per layer."""
         depth = len(model.blocks)
         if self.fork_layer >= depth:
-            raise ValueError(f"fork_layer={self.fork_layer} must be below the model's depth {depth}")
+            raise ConfigError(f"fork_layer={self.fork_layer} must be below the model's depth {depth}")
         H = min(blk.max_heads for blk in model.blocks[self.fork_layer:])
         k = self.heads_per_member if self.heads_per_member is not None else max(1, H // self.num_members)
         if k > H:
-            raise ValueError(f"heads_per_member={k} exceeds the {H} heads of each layer")
+            raise ConfigError(f"heads_per_member={k} exceeds the {H} heads of each layer")
         return k
 
     def _head_sets(self, task: Task, base: StreamTransformer, m: int, k: int) -> tuple[list[list[int]], list]:
