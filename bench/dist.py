@@ -22,6 +22,7 @@ import torch
 # Rank 0 evaluates and measures cost between two trainings while the other ranks wait at the
 # next collective: give it time (minutes; ``UQBENCH_DIST_TIMEOUT_MIN``).
 DEFAULT_TIMEOUT_MIN = 120
+_device: torch.device | None = None  # the run's device (set by ``local_device``), picks the backend
 
 
 def world_size() -> int:
@@ -48,20 +49,21 @@ def is_main() -> bool:
 
 def local_device(device: torch.device) -> torch.device:
     """Under ``torchrun`` each rank uses the CUDA device of its local rank."""
+    global _device
     if device.type == "cuda" and is_distributed():
-        dev = torch.device("cuda", local_rank())
-        torch.cuda.set_device(dev)
-        return dev
+        device = torch.device("cuda", local_rank())
+        torch.cuda.set_device(device)
+    _device = device
     return device
 
 
 def init(device: torch.device | None = None) -> None:
-    """Create the process group once (nccl for CUDA, gloo for CPU)."""
+    """Create the process group once: nccl when the run's device is CUDA, else gloo."""
     import torch.distributed as td
 
     if td.is_initialized():
         return
-    cuda = device.type == "cuda" if device is not None else torch.cuda.is_available()
+    cuda = (device or _device or torch.device("cpu")).type == "cuda"
     if cuda:
         torch.cuda.set_device(local_rank())
     minutes = int(os.environ.get("UQBENCH_DIST_TIMEOUT_MIN", DEFAULT_TIMEOUT_MIN))

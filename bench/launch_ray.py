@@ -77,11 +77,15 @@ def _connect(ray, address: str | None, cpus: float) -> bool:
     """Connect to Ray; returns whether this call started it (and so must shut it down)."""
     if ray.is_initialized():  # started by the caller (a notebook, a test): use it as it is
         return False
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(num_cpus=max(os.cpu_count() or 1, int(-(-cpus // 1))), include_dashboard=False,
-                 log_to_driver=False)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(os.cpu_count() or 1, int(-(-cpus // 1))), include_dashboard=False,
+                     log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError, OSError) as e:
+        where = f"at {address}" if address else "locally"
+        raise ValueError(f"could not start or reach Ray {where}: {type(e).__name__}: {e}") from None
     return True
 
 
@@ -115,7 +119,8 @@ def _run(ray, suite, root, droot, force, device, only_tasks, only_methods, local
     cpus, gpus, device = resources(suite, device, cluster)
     short = [f"{n} {k}" for k, n in (("CPU", cpus), ("GPU", gpus)) if n > cluster.get(k, 0)]
     if short:
-        msg = f"a job asks for {' and '.join(short)} but the Ray cluster has {cluster.get('CPU', 0):g} CPU, {cluster.get('GPU', 0):g} GPU"
+        msg = (f"a job asks for {' and '.join(short)} but the Ray cluster has "
+               f"{cluster.get('CPU', 0):g} CPU, {cluster.get('GPU', 0):g} GPU")
         if local:  # a local instance does not grow: the jobs would wait forever
             raise ValueError(msg + " (set ray_cpus / ray_gpus in [suite])")
         log(f"warning: {msg}; jobs wait until the cluster grows")
@@ -145,7 +150,8 @@ def _run(ray, suite, root, droot, force, device, only_tasks, only_methods, local
                         job = JobId(suite.name, task.name, entry.name, seed)
                         label = f"{task.name}/{entry.name}/seed{seed}"
                         if not task.trainable and methods.REGISTRY[entry.method].needs_training:
-                            runner._write_skip(root, suite, task.name, "needs training; this task is zero-shot", entry.name)
+                            runner._write_skip(root, suite, task.name, "needs training; this task is zero-shot",
+                                               entry.name)
                             report.skipped.append(label)
                             bar.update(1)
                         elif not force and runner._finished(job.path(root), runner.job_hash(task, entry, seed)):

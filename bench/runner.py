@@ -214,7 +214,7 @@ def run_suite(
                     if not task.trainable and methods.REGISTRY[entry.method].needs_training:
                         _write_skip(root, suite, task.name, "needs training; this task is zero-shot", entry.name)
                         report.skipped.append(label)
-                    elif not force and _finished(job.path(root), job_hash(task, entry, seed)):
+                    elif not force and dist.agree(_finished(job.path(root), job_hash(task, entry, seed))):
                         report.reused.append(label)
                     else:
                         try:

@@ -114,7 +114,8 @@ def load(name_or_path: str) -> Suite:
     _check(positive(head.get("cost_repeats", 10)), where, "cost_repeats must be an integer >= 1")
     for key in ("ray_cpus", "ray_gpus"):
         v = head.get(key, 0)
-        _check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, where, f"{key} must be a number >= 0")
+        _check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, where,
+               f"{key} must be a number >= 0")
 
     tasks = []
     for t in raw.get("tasks", []):
