@@ -26,6 +26,7 @@ class Recipe:
     warmup: float = 0.1  # fraction of steps
     label_smoothing: float = 0.0
     grad_clip: float = 1.0
+    head_lr_mult: float = 1.0  # learning-rate multiplier of the classifier head (fine-tuning)
 
 
 def member_loss(logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
@@ -57,12 +58,15 @@ def fit(
     # Decay weight matrices only: not biases, norms, class/position embeddings, nor
     # BatchEnsemble's fast weights (whose neutral value is 1, not 0).
     is_matrix = lambda n, p: n.endswith("weight") and p.ndim >= 2 and "norm" not in n  # noqa: E731
-    decay = [p for n, p in named if is_matrix(n, p)]
-    no_decay = [p for n, p in named if not is_matrix(n, p)]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=recipe.lr * lr_scale,
-    )
+    groups: dict[tuple[bool, bool], list] = {}
+    for n, p in named:
+        groups.setdefault((is_matrix(n, p), n.startswith("head.")), []).append(p)
+    base_lr = recipe.lr * lr_scale
+    opt = torch.optim.AdamW([
+        {"params": ps, "weight_decay": recipe.weight_decay if decay else 0.0,
+         "lr": base_lr * (recipe.head_lr_mult if head else 1.0)}
+        for (decay, head), ps in sorted(groups.items())
+    ], lr=base_lr)
     warmup = max(1, int(recipe.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, total, warmup))
     model.train()

