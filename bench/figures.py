@@ -1,7 +1,7 @@
 """Figures from result files: reliability diagrams, risk-coverage curves, quality against cost.
 
 One PNG of each kind per (suite, task) under ``results/figures/``. Curves pool every seed's
-saved logits; a figure whose logits are not on this machine is left as it is.
+saved logits; a figure some of whose logits are not on this machine is left as it is.
 """
 
 from __future__ import annotations
@@ -109,9 +109,12 @@ def make_all(root: Path, jobs: list[dict], link_base: Path) -> dict[tuple[str, s
         made = {}
         stem = f"{suite}__{task}"
         pooled = {m: p for m, js in by_method.items() if (p := _pooled_test_probs(root, js)) is not None}
+        # Redraw logit-based figures only when every method's logits are here (large logit
+        # files live in a cache that other machines lack): a partial redraw would change them.
+        complete = len(pooled) == len(by_method)
         drawers = {
-            "reliability": (lambda: _reliability(pooled, f"{task} ({suite}): reliability")) if pooled else None,
-            "risk-coverage": (lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage")) if pooled else None,
+            "reliability": (lambda: _reliability(pooled, f"{task} ({suite}): reliability")) if complete else None,
+            "risk-coverage": (lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage")) if complete else None,
             "quality-vs-cost": lambda: _quality_cost(by_method, f"{task} ({suite}): quality against cost"),
         }
         for name, draw in drawers.items():

@@ -88,10 +88,8 @@ def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, r
     metric_values = scoring.score(logits, labels, task.near_ood)
 
     t0 = time.perf_counter()
-    test = task.splits["test"]
-    make = lambda b: task._inputs(test, torch.arange(b) % len(test), False, None)  # noqa: E731
     dtype = getattr(torch, suite.dtype)
-    costs = cost.measure(method.forward_members, make, method.num_parameters(), task.device,
+    costs = cost.measure(method.forward_members, task.example_inputs, method.num_parameters(), task.device,
                          suite.batch_sizes, suite.cost_repeats, threads=suite.threads, dtype=dtype)
     costs["members"] = method.num_members
     cost_s = time.perf_counter() - t0

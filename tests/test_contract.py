@@ -126,9 +126,7 @@ def test_gradients_flow(name, fitted):
 def test_cost_block(name, fitted):
     _check(name, "cost")
     method, task = fitted[name]
-    test = task.splits["test"]
-    make = lambda b: task._inputs(test, torch.arange(b) % len(test), False, None)  # noqa: E731
-    c = cost.measure(method.forward_members, make, method.num_parameters(), task.device, (1, 8), repeats=2, warmup=1)
+    c = cost.measure(method.forward_members, task.example_inputs, method.num_parameters(), task.device, (1, 8), repeats=2, warmup=1)
     for key in ("params", "flops", "latency_ms", "throughput", "peak_mem_mb"):
         assert c[key] >= 0
     assert c["params"] > 0 and c["flops"] > 0 and c["throughput"] > 0

@@ -133,6 +133,11 @@ class SupervisedTask:
             return {k: v.to(self.device) for k, v in x.items()}
         return x.to(self.device)
 
+    def example_inputs(self, n: int) -> Inputs:
+        """``n`` test inputs (cycling when the test split is smaller), for cost measurement."""
+        test = self.splits["test"]
+        return self._inputs(test, torch.arange(n) % len(test), False, None)
+
     def iterate(
         self, split: Split, batch_size: int, shuffle_seed: int | None = None, augment: bool = False
     ) -> Iterator[tuple[Inputs, Tensor]]:

@@ -224,6 +224,7 @@ def textcsv(
     batch_size: int = 32,
     lr: float = 5e-5,
     weight_decay: float = 0.01,
+    head_lr_mult: float = 20.0,
 ) -> SupervisedTask:
     name = "textcsv"
     _required(name, "train", train, "a CSV file with a header row")
@@ -237,7 +238,8 @@ def textcsv(
     params = dict(train=train, test=test, text_column=text_column, label_column=label_column,
                   ood=ood_paths, near_ood=list(near_ood), max_length=max_length, val_fraction=val_fraction,
                   train_per_class=train_per_class, test_per_class=test_per_class, ood_max=ood_max,
-                  epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay)
+                  epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                  head_lr_mult=head_lr_mult)
 
     root = resolve_root(root)
     train_file, test_file = _path(root, train), _path(root, test)
@@ -269,7 +271,8 @@ def textcsv(
         splits=splits,
         ood=ood_splits,
         backbone_fn=minilm_backbone_fn(num_classes),
-        recipe=Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay),
+        recipe=Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      head_lr_mult=head_lr_mult),
         config={"task": name, "backbone": MINILM, **params},
         preprocess=None,
         pretrained=True,
