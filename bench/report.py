@@ -184,10 +184,26 @@ def _compare(jobs: list[dict], key: str, higher: bool, margin: float = 0.0) -> t
     return f"Hydra {h:.3f} vs Deep Ensembles {d:.3f} ({seeds})", "holds" if ok else "does not hold"
 
 
+SUITE_RANK = ("paper", "gpu", "standard", "quick")  # most authoritative first
+
+
+def _claim_suites(jobs: list[dict]) -> list[tuple[str, str]]:
+    """Per task, the most authoritative suite with both Hydra and Deep Ensembles results."""
+    rank = lambda s: SUITE_RANK.index(s) if s in SUITE_RANK else len(SUITE_RANK)  # noqa: E731
+    have = defaultdict(set)
+    for j in jobs:
+        have[(j["suite"], j["task"])].add(j["method"])
+    best: dict[str, str] = {}
+    for (suite, task), ms in have.items():
+        if {"hydra", "deep_ensembles"} <= ms and (task not in best or (rank(suite), suite) < (rank(best[task]), best[task])):
+            best[task] = suite
+    return sorted((suite, task) for task, suite in best.items())
+
+
 def claims_section(jobs: list[dict], skipped: list[dict]) -> list[str]:
     """The Hydra paper's claims, what was measured here for each, and a verdict."""
     rows = []
-    tasks = sorted({(j["suite"], j["task"]) for j in jobs})
+    tasks = _claim_suites(jobs)
     checks = [
         ("OOD detection at least as good as Deep Ensembles (AUROC, MSP, mean over OOD sets)", "ood_mean/auroc_msp", True, 0.0),
         ("FPR95 at least as good as Deep Ensembles (mean over OOD sets)", "ood_mean/fpr95_msp", False, 0.0),
@@ -203,7 +219,7 @@ def claims_section(jobs: list[dict], skipped: list[dict]) -> list[str]:
     gpu = [j for j in jobs if j["cost"].get("dtype") == "bfloat16"]
     claim = "Inference cost close to one model: 1.07x the single model's latency in bfloat16"
     measured_any = False
-    for suite, task in sorted({(j["suite"], j["task"]) for j in jobs}):
+    for suite, task in tasks:
         sub = [j for j in jobs if j["suite"] == suite and j["task"] == task]
         h = _mean([j["cost"]["latency_ms"] for j in sub if j["method"] == "hydra"])
         one = _mean([j["cost"]["latency_ms"] for j in sub if j["method"] == "single"])
@@ -227,11 +243,13 @@ def claims_section(jobs: list[dict], skipped: list[dict]) -> list[str]:
         res = _compare(zs_jobs, "ood_mean/auroc_msp", True)
         rows.append([claim, "`imagenet-zeroshot-clip`", res[0] if res else "see task table", f"**{res[1] if res else 'see task table'}**"])
     else:
-        reason = zs[0]["reason"] if zs else "task not run"
+        reason = zs[0]["reason"].split(". ")[0][:200] if zs else "task not run"
         rows.append([claim, "`imagenet-zeroshot-clip`", "–", f"**not measurable here**: {reason}"])
     lines = ["## Paper claims", "",
-             "Claims of Hydra Ensembles (arXiv 2510.18358) checked against this benchmark's own result files. "
-             "\"holds\" allows one standard deviation of the seed spread (plus the stated margin).", ""]
+             "Claims of Hydra Ensembles (arXiv 2510.18358) checked against this benchmark's own result files, "
+             f"per task from the most authoritative suite that has both methods ({' > '.join(SUITE_RANK)}). "
+             "\"holds\" allows one standard deviation of the seed spread (plus the stated margin). "
+             "Small CPU budgets train far from convergence: read verdicts from `quick` as a pipeline check, not as evidence.", ""]
     return lines + _table(["Claim", "Task", "Measured", "Verdict"], rows) + [""]
 
 
