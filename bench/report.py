@@ -156,6 +156,10 @@ def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[s
         lines += _table(["Method"] + [f"severity {s.removeprefix('sev')}" for s in sevs], rows)
 
     notes = sorted({f"`{m}`: {j['extra']['note']}" for m in names for j in by_method[m] if j["extra"].get("note")})
+    for m in names:
+        overlap = [j["extra"]["mean_jaccard"] for j in by_method[m] if "mean_jaccard" in j["extra"]]
+        if overlap:
+            notes.append(f"`{m}`: members' head sets overlap by {_fmt(overlap)} (mean pairwise Jaccard per layer; 1 = identical)")
     notes += sorted({n for j in jobs for n in j.get("notes", [])})
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
