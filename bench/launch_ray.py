@@ -24,10 +24,9 @@ import torch
 from tqdm.auto import tqdm
 
 import methods
-from bench import results, runner
-from bench.data.root import MissingData
-from bench.results import JobId, ResultError
-from bench.suite import Suite, build_task
+from bench import runner
+from bench.results import ResultError
+from bench.suite import Suite
 
 FORWARDED_ENV = ("UQBENCH_CACHE", "UQBENCH_DATA", "UQBENCH_OFFLINE")
 _FATAL = (ResultError, methods.ConfigError)  # stop the suite, as in the local runner
@@ -128,40 +127,18 @@ def _run(ray, suite, root, droot, force, device, only_tasks, only_methods, local
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
 
     report = runner.RunReport()
-    tasks = [t for t in suite.tasks if not only_tasks or t.name in only_tasks]
-    entries = [m for m in suite.methods if not only_methods or m.name in only_methods]
+    tasks, entries = runner.select(suite, only_tasks, only_methods)
     pending: dict = {}  # object ref -> job label
+    task_refs: dict = {}  # each task's data go to the object store once
     with tqdm(total=len(tasks) * len(entries) * len(suite.seeds), desc=f"suite {suite.name} (ray)", unit="job",
               dynamic_ncols=True) as bar:
         try:
-            for t_entry in tasks:
-                try:
-                    task = build_task(t_entry, droot)
-                except MissingData as e:
-                    log(f"skipped task {t_entry.name}: {e}")
-                    runner._write_skip(root, suite, t_entry.name, str(e))
-                    report.skipped.append(t_entry.name)
-                    bar.update(len(entries) * len(suite.seeds))
-                    continue
-                results.skip_path(root, suite.name, t_entry.name).unlink(missing_ok=True)
-                task_ref = None
-                for seed in suite.seeds:
-                    for entry in entries:
-                        job = JobId(suite.name, task.name, entry.name, seed)
-                        label = f"{task.name}/{entry.name}/seed{seed}"
-                        if not task.trainable and methods.REGISTRY[entry.method].needs_training:
-                            runner._write_skip(root, suite, task.name, "needs training; this task is zero-shot",
-                                               entry.name)
-                            report.skipped.append(label)
-                            bar.update(1)
-                        elif not force and runner._finished(job.path(root), runner.job_hash(task, entry, seed)):
-                            report.reused.append(label)
-                            bar.update(1)
-                        else:
-                            if task_ref is None:  # the task's data go to the object store once
-                                task_ref = ray.put(task)
-                            ref = remote.remote(suite, task_ref, entry, seed, str(root), device, env)
-                            pending[ref] = label
+            for task, entry, seed, label in runner.plan_jobs(suite, root, droot, report, bar, force,
+                                                             only_tasks, only_methods, log):
+                if task.name not in task_refs:
+                    task_refs[task.name] = ray.put(task)
+                ref = remote.remote(suite, task_refs[task.name], entry, seed, str(root), device, env)
+                pending[ref] = label
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:

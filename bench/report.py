@@ -330,7 +330,8 @@ def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str],
         missing = _missing_runs(suite, sj, [s for s in skipped if s["suite"] == suite])
         if missing:
             lines += ["Not yet run (the suite resumes them): " + "; ".join(missing) + ".", ""]
-        sk = [s for s in skipped if s["suite"] == suite]
+        ran = {j["task"] for j in sj}  # a task skipped on a later run where its data were absent keeps its results
+        sk = [s for s in skipped if s["suite"] == suite and (s.get("method") or s["task"] not in ran)]
         if sk:
             lines += ["Skipped:", ""]
             lines += [f"- `{s['task']}`{' / `' + s['method'] + '`' if s.get('method') else ''}: {s['reason']}" for s in sk]

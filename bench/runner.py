@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,6 +172,53 @@ def _write_skip(root: Path, suite: Suite, task: str, reason: str, method: str | 
     results.write(results.skip_path(root, suite.name, task, method), obj)
 
 
+def select(suite: Suite, only_tasks: list[str] | None, only_methods: list[str] | None):
+    """The suite's task and method entries, restricted to the named ones."""
+    tasks = [t for t in suite.tasks if not only_tasks or t.name in only_tasks]
+    entries = [m for m in suite.methods if not only_methods or m.name in only_methods]
+    return tasks, entries
+
+
+def plan_jobs(
+    suite: Suite,
+    root: Path,
+    droot: Path,
+    report: RunReport,
+    bar: tqdm,
+    force: bool = False,
+    only_tasks: list[str] | None = None,
+    only_methods: list[str] | None = None,
+    log=print,
+) -> Iterator[tuple[SupervisedTask, MethodEntry, int, str]]:
+    """Yield ``(task, entry, seed, label)`` for every job that must run. Tasks whose data are
+    missing, jobs that do not apply and finished jobs are recorded in ``report`` (and counted on
+    ``bar``) instead; the caller runs the yielded jobs and advances ``bar`` for them."""
+    tasks, entries = select(suite, only_tasks, only_methods)
+    for t_entry in tasks:
+        try:
+            task = build_task(t_entry, droot)
+        except MissingData as e:
+            log(f"skipped task {t_entry.name}: {e}")
+            _write_skip(root, suite, t_entry.name, str(e))
+            report.skipped.append(t_entry.name)
+            bar.update(len(entries) * len(suite.seeds))
+            continue
+        results.skip_path(root, suite.name, t_entry.name).unlink(missing_ok=True)
+        for seed in suite.seeds:
+            for entry in entries:
+                job = JobId(suite.name, task.name, entry.name, seed)
+                label = f"{task.name}/{entry.name}/seed{seed}"
+                if not task.trainable and methods.REGISTRY[entry.method].needs_training:
+                    _write_skip(root, suite, task.name, "needs training; this task is zero-shot", entry.name)
+                    report.skipped.append(label)
+                    bar.update(1)
+                elif not force and dist.agree(_finished(job.path(root), job_hash(task, entry, seed))):
+                    report.reused.append(label)
+                    bar.update(1)
+                else:
+                    yield task, entry, seed, label
+
+
 def run_suite(
     suite: Suite,
     root: Path,
@@ -188,40 +236,21 @@ def run_suite(
     if dev.type == "cpu":
         torch.set_num_threads(suite.threads)
     report = RunReport()
-    tasks = [t for t in suite.tasks if not only_tasks or t.name in only_tasks]
-    entries = [m for m in suite.methods if not only_methods or m.name in only_methods]
-    jobs_total = len(tasks) * len(entries) * len(suite.seeds)
+    tasks, entries = select(suite, only_tasks, only_methods)
     # closed also when an error stops the run, so that the error line is not glued to the bar
-    with tqdm(total=jobs_total, desc=f"suite {suite.name}", unit="job", dynamic_ncols=True) as bar:
-        for t_entry in tasks:
-            try:
-                task = build_task(t_entry, droot)
-            except MissingData as e:
-                log(f"skipped task {t_entry.name}: {e}")
-                _write_skip(root, suite, t_entry.name, str(e))
-                report.skipped.append(t_entry.name)
-                bar.update(len(entries) * len(suite.seeds))
-                continue
+    with tqdm(total=len(tasks) * len(entries) * len(suite.seeds), desc=f"suite {suite.name}", unit="job",
+              dynamic_ncols=True) as bar:
+        for task, entry, seed, label in plan_jobs(suite, root, droot, report, bar, force, only_tasks,
+                                                  only_methods, log):
+            bar.set_postfix_str(label)
             task.device = dev
-            results.skip_path(root, suite.name, t_entry.name).unlink(missing_ok=True)
-            for seed in suite.seeds:
-                for entry in entries:
-                    job = JobId(suite.name, task.name, entry.name, seed)
-                    label = f"{task.name}/{entry.name}/seed{seed}"
-                    bar.set_postfix_str(label)
-                    if not task.trainable and methods.REGISTRY[entry.method].needs_training:
-                        _write_skip(root, suite, task.name, "needs training; this task is zero-shot", entry.name)
-                        report.skipped.append(label)
-                    elif not force and dist.agree(_finished(job.path(root), job_hash(task, entry, seed))):
-                        report.reused.append(label)
-                    else:
-                        try:
-                            run_job(suite, task, entry, seed, root)
-                            report.done.append(label)
-                        except (KeyboardInterrupt, ResultError, methods.ConfigError):
-                            raise
-                        except Exception as e:  # one broken job must not stop the suite
-                            log(f"job {label} failed: {type(e).__name__}: {e}")
-                            report.failed.append(label)
-                    bar.update(1)
+            try:
+                run_job(suite, task, entry, seed, root)
+                report.done.append(label)
+            except (KeyboardInterrupt, ResultError, methods.ConfigError):
+                raise
+            except Exception as e:  # one broken job must not stop the suite
+                log(f"job {label} failed: {type(e).__name__}: {e}")
+                report.failed.append(label)
+            bar.update(1)
     return report
