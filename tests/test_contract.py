@@ -144,3 +144,13 @@ def test_params_round_trip_and_validation(name):
 def test_unknown_method_suggests_close_match():
     with pytest.raises(ValueError, match="did you mean single"):
         methods.create("singel")
+
+
+def test_single_extra_finetune_changes_the_model(digits_task):
+    """The fair-comparison baseline really trains further (and the plain one does not)."""
+    x, _ = _batch(digits_task)
+    plain = methods.create("single").fit(digits_task).forward_members(x)
+    again = methods.create("single").fit(digits_task).forward_members(x)
+    tuned = methods.create("single", extra_finetune_frac=0.5).fit(digits_task).forward_members(x)
+    torch.testing.assert_close(plain, again, rtol=0, atol=0)
+    assert not torch.allclose(plain, tuned)
