@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 
 from bench.tasks import register_task
 from bench.tasks.base import Preprocess, Split, SupervisedTask, stratified_split
@@ -28,6 +27,8 @@ def digits(
     batch_size: int = 64,
     lr: float = 2e-3,
 ) -> SupervisedTask:
+    from sklearn.datasets import load_digits  # imported here: scikit-learn takes seconds to import
+
     d = load_digits()
     images = (d.images * (255 / 16)).round().astype(np.uint8)[..., None]  # (N, 8, 8, 1)
     labels = d.target.astype(np.int64)
