@@ -5,12 +5,15 @@ per second of the median run on a large batch; both after warm-up, with a fixed 
 on the CPU and with CUDA synchronisation on a GPU. FLOPs are counted by
 ``torch.utils.flop_counter`` (matrix products and attention; a multiply-add counts as 2).
 Peak memory is CUDA's peak allocation on a GPU and the peak growth of the process's resident
-memory during the throughput run on the CPU (sampled every millisecond).
+memory during the throughput run on the CPU (sampled every millisecond). ``cpu_load`` is the
+one-minute load average per core when the measurement started: above about 1, other work
+competed for the cores and the timings are inflated.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import threading
 import time
@@ -99,6 +102,7 @@ def measure(
         with torch.no_grad(), autocast:
             return fn(x)
 
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)  # > 1: other work competed for the cores
     x_small, x_large = make_inputs(small), make_inputs(large)
     flops = flops_per_sample(run, x_small, small)
     latency = _timed(run, x_small, device, warmup, repeats)
@@ -121,4 +125,5 @@ def measure(
         "batch_large": large,
         "threads": torch.get_num_threads(),
         "dtype": str(dtype).removeprefix("torch."),
+        "cpu_load": load,
     }

@@ -271,21 +271,24 @@ def cost_section(jobs: list[dict]) -> list[str]:
         one = _mean([j["cost"]["latency_ms"] for j in by_method.get("single", [])])
         one_thr = _mean([j["cost"]["throughput"] for j in by_method.get("single", [])])
         for m in sorted(by_method, key=lambda m: (m != "single", m)):
-            c = lambda k: _mean([j["cost"][k] for j in by_method[m]])  # noqa: E731
+            c = lambda k: _mean([j["cost"].get(k, math.nan) for j in by_method[m]])  # noqa: E731
             b_small, b_large = by_method[m][0]["cost"].get("batch_small"), by_method[m][0]["cost"].get("batch_large")
             rows.append([
                 f"`{task}` ({suite})", f"`{m}`", f"{device}, {dtype}", f"{c('params') / 1e6:.3g}",
                 f"{c('flops') / 1e6:.4g}", f"{c('latency_ms'):.2f} (×{c('latency_ms') / one:.2f})" if one else f"{c('latency_ms'):.2f}",
                 f"{c('throughput'):.0f} (×{c('throughput') / one_thr:.2f})" if one_thr else f"{c('throughput'):.0f}",
                 f"{c('peak_mem_mb'):.0f}", f"{b_small} / {b_large}",
+                "–" if math.isnan(c("cpu_load")) else f"{c('cpu_load'):.1f}",
             ])
     if not rows:
         return []
     header = ["Task", "Method", "Device, dtype", "Params (M)", "MFLOPs / sample", "Latency ms (× single)",
-              "Throughput /s (× single)", "Peak mem MB", "Batch (latency / throughput)"]
+              "Throughput /s (× single)", "Peak mem MB", "Batch (latency / throughput)", "CPU load"]
     return ["## Inference cost", "",
             "Measured in the same run as each result (median of repeats after warm-up). On the CPU, peak "
-            "memory is the growth of resident memory during the large-batch run; on a GPU, CUDA's peak allocation.", ""] \
+            "memory is the growth of resident memory during the large-batch run; on a GPU, CUDA's peak allocation. "
+            "CPU load is the one-minute load average per core when the measurement began: well above 1, other work "
+            "competed for the cores and the timings are inflated (compare ratios measured side by side instead).", ""] \
         + _table(header, rows) + [""]
 
 
