@@ -7,6 +7,7 @@ everything that determines them, so a resumed run does not train a finished mode
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -219,6 +220,21 @@ class SupervisedTask:
         if not self.trainable:
             return model.eval()
         return self.train(model, seed, cache_tag=f"single-seed{seed}")
+
+
+def head_reinit_copies(base: StreamTransformer) -> Callable[[int], StreamTransformer]:
+    """A backbone factory over a pretrained model converted once: each call returns a deep
+    copy whose linear head is drawn anew under ``seed`` (normal, std 0.02; zero bias)."""
+
+    def backbone(seed: int) -> StreamTransformer:
+        model = copy.deepcopy(base)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            model.head.weight.normal_(0.0, 0.02, generator=gen)
+            model.head.bias.zero_()
+        return model
+
+    return backbone
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

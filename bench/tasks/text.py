@@ -15,7 +15,6 @@ The helpers (MiniLM loading, tokenising, the MiniLM backbone factory) are shared
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,7 +25,7 @@ import torch
 from bench.data import MissingData, TextSet, load_ag_news, load_clinc150, load_sst2, load_trec
 from bench.data.root import offline
 from bench.tasks import register_task
-from bench.tasks.base import Split, SupervisedTask, subsample
+from bench.tasks.base import Split, SupervisedTask, head_reinit_copies, subsample
 from bench.tasks.vision import cap, check_ood_max, load_optional, resolve_root
 from bench.train import Recipe
 from methods.adapters import from_hf_bert
@@ -88,17 +87,7 @@ def text_ood_split(tokenizer: Any, texts: Sequence[str], max_length: int, ood_ma
 def minilm_backbone_fn(num_classes: int, encoder: str = MINILM) -> Callable[[int], StreamTransformer]:
     """Converts the encoder once; each call returns a deep copy with a head drawn under ``seed``."""
     bert, _ = load_encoder(encoder)
-    base = from_hf_bert(bert, num_classes)
-
-    def backbone(seed: int) -> StreamTransformer:
-        model = copy.deepcopy(base)
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            model.head.weight.normal_(0.0, 0.02, generator=gen)
-            model.head.bias.zero_()
-        return model
-
-    return backbone
+    return head_reinit_copies(from_hf_bert(bert, num_classes))
 
 
 def check_max_length(max_length: int) -> None:

@@ -33,7 +33,7 @@ from bench.data import (
     load_textures,
 )
 from bench.tasks import register_task
-from bench.tasks.base import Preprocess, Split, SupervisedTask, subsample
+from bench.tasks.base import Preprocess, Split, SupervisedTask, head_reinit_copies, subsample
 from bench.train import Recipe
 from methods.adapters import from_timm_vit
 from methods.transformer import StreamTransformer, init_weights, vit_config
@@ -73,26 +73,14 @@ def pretrained_vit_fn(timm_model: str, num_classes: int) -> tuple[Callable[[int]
     """A factory of a pretrained timm ViT (converted once) with a new head drawn under each
     seed, and the model's pretrained input config (size, mean, std). Needs the weights: from
     timm's cache or the Hugging Face Hub; ``MissingData`` otherwise."""
-    import copy
-
     import timm
 
     try:
         vit = timm.create_model(timm_model, pretrained=True, num_classes=num_classes)
     except Exception as e:  # no network, no cache, unknown name
         raise MissingData(f"no weights for timm model {timm_model!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-    base = from_timm_vit(vit.eval())
     data_cfg = dict(timm.data.resolve_data_config({}, model=vit), img_size=vit.patch_embed.img_size[0])
-
-    def backbone(seed: int) -> StreamTransformer:
-        model = copy.deepcopy(base)
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            model.head.weight.normal_(0.0, 0.02, generator=gen)
-            model.head.bias.zero_()
-        return model
-
-    return backbone, data_cfg
+    return head_reinit_copies(from_timm_vit(vit.eval())), data_cfg
 
 
 def check_vit(img_size: int, dim: int, heads: int, patch: int) -> None:
