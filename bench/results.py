@@ -118,8 +118,9 @@ def provenance(device: str) -> dict[str, Any]:
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
-    return {
-        "git_commit": git("rev-parse", "HEAD") or "unknown",
+    out = {
+        # A copy of the tree without .git (a remote GPU machine) names its commit in the env.
+        "git_commit": git("rev-parse", "HEAD") or os.environ.get("UQBENCH_GIT_COMMIT", "unknown"),
         "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
         "versions": {
             "python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
@@ -129,6 +130,9 @@ def provenance(device: str) -> dict[str, Any]:
         "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
     }
+    if device.startswith("cuda"):
+        out["accelerator"] = torch.cuda.get_device_name(torch.device(device))
+    return out
 
 
 def save_logits(path: Path, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> None:

@@ -1,6 +1,7 @@
 """Micro-benchmarks (pytest-benchmark) of inference cost: fused Hydra against the single model
-and a sequential deep ensemble, M = 3, at batch 1 and 256, on a ViT 192 wide, 6 blocks, 6 heads,
-patch 4 (random weights: cost does not depend on them).
+and a sequential deep ensemble, M = 3, at batch 1 and 256, on the CIFAR ViT (192 wide, 6 blocks,
+6 heads, patch 4, 32 px) and, on a GPU only, on ViT-B/16 at 224 px with 1000 classes, the
+paper's vision backbone (random weights: cost does not depend on them).
 
 Disabled by default (they then run once, as tests); ``make cost-benchmark`` times them. Compare
 the medians side by side from one run: ratios to ``single`` are what matter. float32 on the CPU;
@@ -20,16 +21,23 @@ DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 DTYPE = torch.bfloat16 if DEVICE.type == "cuda" else torch.float32
 
 
-def _base() -> dict:
-    return vit_config(img_size=32, patch=4, dim=192, depth=6, heads=6, num_classes=10)
+SCALES = {  # name -> (image side, vit_config arguments)
+    "cifar-vit": (32, dict(img_size=32, patch=4, dim=192, depth=6, heads=6, num_classes=10)),
+    "vit-b16": (224, dict(img_size=224, patch=16, dim=768, depth=12, heads=12, num_classes=1000)),
+}
 
 
-def _hydra(fork_layer: int = 0, merge_mlp: bool = True) -> dict:
-    """The fused layout Hydra builds: 6 // M heads per member, per-member norms and heads."""
-    cfg = _base()
+def _base(scale: str) -> dict:
+    return vit_config(**SCALES[scale][1])
+
+
+def _hydra(scale: str, fork_layer: int = 0, merge_mlp: bool = True) -> dict:
+    """The fused layout Hydra builds: heads // M heads per member, per-member norms and heads."""
+    cfg = _base(scale)
+    heads = SCALES[scale][1]["heads"]
     for i, b in enumerate(cfg["blocks"]):
         if i >= fork_layer:
-            b.update(heads=[6 // M] * M, norm_members=M, mlp_members=1 if merge_mlp else M)
+            b.update(heads=[heads // M] * M, norm_members=M, mlp_members=1 if merge_mlp else M)
     cfg["final_norm"] = M
     cfg["head"]["members"] = M
     return cfg
@@ -41,19 +49,23 @@ def _model(cfg: dict) -> StreamTransformer:
 
 
 MODELS = {
-    "single": lambda: [_model(_base())],
-    "deep_ensemble": lambda: [_model(_base()) for _ in range(M)],
-    "hydra": lambda: [_model(_hydra())],
-    "hydra_fork3": lambda: [_model(_hydra(fork_layer=3))],
-    "hydra_permember_mlp": lambda: [_model(_hydra(merge_mlp=False))],
+    "single": lambda s: [_model(_base(s))],
+    "deep_ensemble": lambda s: [_model(_base(s)) for _ in range(M)],
+    "hydra": lambda s: [_model(_hydra(s))],
+    "hydra_fork3": lambda s: [_model(_hydra(s, fork_layer=3))],
+    "hydra_permember_mlp": lambda s: [_model(_hydra(s, merge_mlp=False))],
 }
 
 
 @pytest.mark.parametrize("batch", [1, 256])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_inference_cost(benchmark, name, batch):
-    nets = MODELS[name]()
-    x = torch.randn(batch, 3, 32, 32, device=DEVICE, dtype=DTYPE)
+@pytest.mark.parametrize("scale", list(SCALES))
+def test_inference_cost(benchmark, scale, name, batch):
+    if scale == "vit-b16" and DEVICE.type != "cuda":
+        pytest.skip("ViT-B/16 at 224 px is benchmarked on a GPU only (minutes per call on a CPU)")
+    side, arch = SCALES[scale]
+    nets = MODELS[name](scale)
+    x = torch.randn(batch, 3, side, side, device=DEVICE, dtype=DTYPE)
 
     @torch.no_grad()
     def forward():
@@ -62,8 +74,10 @@ def test_inference_cost(benchmark, name, batch):
             torch.cuda.synchronize()
         return out
 
-    benchmark.group = f"batch {batch} ({DEVICE.type}, {str(DTYPE).removeprefix('torch.')})"
+    benchmark.group = f"{scale}, batch {batch} ({DEVICE.type}, {str(DTYPE).removeprefix('torch.')})"
     benchmark.extra_info["members"] = sum(n.num_members for n in nets)
+    benchmark.extra_info["device"] = torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu"
+    benchmark.extra_info["dtype"] = str(DTYPE).removeprefix("torch.")
     out = benchmark(forward)
-    assert out.shape == (1 if name == "single" else M, batch, 10)
+    assert out.shape == (1 if name == "single" else M, batch, arch["num_classes"])
     assert torch.isfinite(out.float()).all()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Everything the GPU results come from, in one run on one GPU machine (about 8 minutes):
+#   1. the inference-cost micro-benchmark (tests/test_cost_benchmark.py) in bfloat16, CIFAR ViT
+#      and ViT-B/16 scale: single model, deep ensemble (M = 3) and fused Hydra at batch 1 and 256;
+#   2. the `gpu` suite, stopped after SUITE_SECONDS (finished jobs are kept; a rerun resumes).
+# Outputs under $OUT: device.txt, cost-benchmark.json/.log, suite.log, gpu-results.tgz.
+# The data root may be a compact copy made by scripts/compact_data.py.
+#   OUT=/tmp/gpu UQBENCH_DATA=.gpudata bash scripts/gpu-lease.sh
+set -u
+OUT=${OUT:-/tmp/gpu-out}
+RESULTS=${RESULTS:-/tmp/gpu-results}
+SUITE_SECONDS=${SUITE_SECONDS:-330}
+mkdir -p "$OUT" "$RESULTS"
+export PYTHONUNBUFFERED=1 UQBENCH_OFFLINE=1 UQBENCH_DATA=${UQBENCH_DATA:-.gpudata}
+export UQBENCH_CACHE=${UQBENCH_CACHE:-/tmp/uqbench-cache}
+PY=${PY:-python3}
+
+{ date -u; nvidia-smi -L; echo "commit: ${UQBENCH_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}"
+  $PY -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__, torch.cuda.get_device_name())"
+} > "$OUT/device.txt" 2>&1
+cat "$OUT/device.txt"
+
+timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cost_benchmark.py --benchmark-enable \
+  --benchmark-max-time=0.5 --benchmark-json="$OUT/cost-benchmark.json" \
+  --benchmark-columns=median,ops --benchmark-sort=name > "$OUT/cost-benchmark.log" 2>&1
+echo "cost benchmark: exit $?"; grep -E "passed|failed|error" "$OUT/cost-benchmark.log" | tail -3
+
+timeout -s INT "$SUITE_SECONDS" $PY -m bench run --suite gpu --results "$RESULTS" > "$OUT/suite.log" 2>&1
+echo "suite: exit $? (124/130: stopped at ${SUITE_SECONDS}s as planned)"
+tar czf "$OUT/gpu-results.tgz" -C "$RESULTS" .
+tr '\r' '\n' < "$OUT/suite.log" | grep -vE "it/s|step/s|job/s|s/it|s/job|^\s*$" | tail -40
+ls -la "$OUT"
