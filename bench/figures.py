@@ -1,7 +1,8 @@
 """Figures from result files: reliability diagrams, risk-coverage curves, quality against cost.
 
 One PNG of each kind per (suite, task) under ``results/figures/``. Curves pool every seed's
-saved logits; a figure some of whose logits are not on this machine is left as it is.
+logits from the results folder alone, so every machine draws the same figures; methods whose
+logits are kept only in the local cache (files over the size limit) are left out and named.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _pooled_test_probs(root: Path, jobs: list[dict]) -> tuple[np.ndarray, np.nda
     probs, labels = [], []
     for j in sorted(jobs, key=lambda j: j["seed"]):
         path = results.logits_location(root, j["logits"])
-        if not path.exists():
+        if j["logits"].startswith("cache:") or not path.exists():
             return None
         lg, lb = results.load_logits(path)
         probs.append(softmax(lg["test"]).mean(0))
@@ -42,7 +43,7 @@ def _pooled_test_probs(root: Path, jobs: list[dict]) -> tuple[np.ndarray, np.nda
 
 
 def _reliability(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
-    n = len(pooled)
+    n = max(1, len(pooled))
     cols = min(n, 4)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
@@ -109,20 +110,19 @@ def make_all(root: Path, jobs: list[dict], link_base: Path) -> dict[tuple[str, s
         made = {}
         stem = f"{suite}__{task}"
         pooled = {m: p for m, js in by_method.items() if (p := _pooled_test_probs(root, js)) is not None}
-        # Redraw logit-based figures only when every method's logits are here (large logit
-        # files live in a cache that other machines lack): a partial redraw would change them.
-        complete = len(pooled) == len(by_method)
+        left_out = [m for m in by_method if m not in pooled]
+        note = f"\n(not drawn, logits not in the results folder: {', '.join(left_out)})" if left_out else ""
         drawers = {
-            "reliability": (lambda: _reliability(pooled, f"{task} ({suite}): reliability")) if complete else None,
-            "risk-coverage": (lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage")) if complete else None,
+            "reliability": lambda: _reliability(pooled, f"{task} ({suite}): reliability{note}"),
+            "risk-coverage": lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage{note}"),
             "quality-vs-cost": lambda: _quality_cost(by_method, f"{task} ({suite}): quality against cost"),
         }
         for name, draw in drawers.items():
+            if name != "quality-vs-cost" and not pooled:
+                continue
             path = fig_dir / f"{stem}__{name}.png"
-            if draw is not None:
-                _save(draw(), path)
-            if path.exists():
-                made[name] = _rel(path, link_base)
+            _save(draw(), path)
+            made[name] = _rel(path, link_base)
         out[(suite, task)] = made
     return out
 

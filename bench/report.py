@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import results
+from bench import costbench, results
 
 # (metric key, column title, higher is better)
 MAIN = [
@@ -46,6 +46,12 @@ Values are mean ± standard deviation over seeds; the best mean of each column i
 """
 
 
+def _device(j: dict) -> str:
+    """The accelerator's name where one was used (e.g. ``NVIDIA H200``), else ``cpu``."""
+    prov = j["provenance"]
+    return prov.get("accelerator") or prov.get("device", "?")
+
+
 def load_all(root: Path) -> tuple[list[dict], list[dict]]:
     """Every result file under ``root/runs``: (finished jobs, skipped tasks and jobs)."""
     ok, skipped = [], []
@@ -60,7 +66,7 @@ def summary_frame(jobs: list[dict]) -> pd.DataFrame:
     rows = []
     for j in jobs:
         row = {"suite": j["suite"], "task": j["task"], "method": j["method"], "seed": j["seed"],
-               "members": j["cost"].get("members", math.nan), "device": j["provenance"].get("device", ""),
+               "members": j["cost"].get("members", math.nan), "device": _device(j),
                "commit": j["provenance"].get("git_commit", "")[:10], "file": j["_path"]}
         row.update(j["metrics"])
         row.update({f"cost/{k}": v for k, v in j["cost"].items()})
@@ -192,19 +198,19 @@ SUITE_RANK = ("paper", "gpu", "standard", "quick")  # most authoritative first
 
 
 def _claim_suites(jobs: list[dict]) -> list[tuple[str, str]]:
-    """Per task, the most authoritative suite with both Hydra and Deep Ensembles results."""
+    """Every (suite, task) with both Hydra and Deep Ensembles results, most authoritative suite
+    first; ``quick`` only for tasks that no other suite has."""
     rank = lambda s: SUITE_RANK.index(s) if s in SUITE_RANK else len(SUITE_RANK)  # noqa: E731
     have = defaultdict(set)
     for j in jobs:
         have[(j["suite"], j["task"])].add(j["method"])
-    best: dict[str, str] = {}
-    for (suite, task), ms in have.items():
-        if {"hydra", "deep_ensembles"} <= ms and (task not in best or (rank(suite), suite) < (rank(best[task]), best[task])):
-            best[task] = suite
-    return sorted((suite, task) for task, suite in best.items())
+    pairs = [k for k, ms in have.items() if {"hydra", "deep_ensembles"} <= ms]
+    tasks_beyond_quick = {t for s, t in pairs if s != "quick"}
+    pairs = [(s, t) for s, t in pairs if s != "quick" or t not in tasks_beyond_quick]
+    return sorted(pairs, key=lambda st: (st[1], rank(st[0]), st[0]))
 
 
-def claims_section(jobs: list[dict], skipped: list[dict]) -> list[str]:
+def claims_section(jobs: list[dict], skipped: list[dict], timings: list[costbench.Timing]) -> list[str]:
     """The Hydra paper's claims, what was measured here for each, and a verdict."""
     rows = []
     tasks = _claim_suites(jobs)
@@ -230,14 +236,19 @@ def claims_section(jobs: list[dict], skipped: list[dict]) -> list[str]:
         if math.isnan(h) or math.isnan(one):
             continue
         dtype = sorted({j["cost"].get("dtype", "?") for j in sub})
-        device = sorted({j["provenance"].get("device", "?") for j in sub})
+        device = sorted({_device(j) for j in sub})
         ratio = h / one
         if "bfloat16" in dtype:
             measured_any = True
-            verdict = "holds" if ratio <= 1.07 * 1.1 else "does not hold"
+            verdict = costbench.verdict(ratio)
         else:
             verdict = "not measurable here (no bfloat16 GPU run); CPU float32 ratio shown"
         rows.append([claim, f"`{task}` ({suite})", f"Hydra latency {ratio:.2f}x single ({', '.join(device)}, {', '.join(dtype)})", f"**{verdict}**"])
+    for t, ratio in costbench.ratios(timings):
+        if t.dtype == "bfloat16":
+            measured_any = True
+            rows.append([claim, f"{t.scale}, batch {t.batch} (micro-benchmark)",
+                         f"Hydra {ratio:.2f}x single ({t.device}, {t.dtype}, `{t.file}`)", f"**{costbench.verdict(ratio)}**"])
     if not gpu and not measured_any:
         rows.append([claim, "all", "no GPU result files", "**not measurable here**: no GPU was available to this benchmark's runs"])
     zs = [s for s in skipped if "clip" in s["task"]]
@@ -251,18 +262,18 @@ def claims_section(jobs: list[dict], skipped: list[dict]) -> list[str]:
         rows.append([claim, "`imagenet-zeroshot-clip`", "–", f"**not measurable here**: {reason}"])
     lines = ["## Paper claims", "",
              "Claims of Hydra Ensembles (arXiv 2510.18358) checked against this benchmark's own result files, "
-             f"per task from the most authoritative suite that has both methods ({' > '.join(SUITE_RANK)}). "
+             f"per task and suite that has both methods (suites ordered {' > '.join(SUITE_RANK)}; `quick` only where nothing else ran). "
              "\"holds\" allows one standard deviation of the seed spread (plus the stated margin). "
              "Small CPU budgets train far from convergence: read verdicts from `quick` as a pipeline check, not as evidence.", ""]
     return lines + _table(["Claim", "Task", "Measured", "Verdict"], rows) + [""]
 
 
-def cost_section(jobs: list[dict]) -> list[str]:
+def cost_section(jobs: list[dict], timings: list[costbench.Timing]) -> list[str]:
     """Absolute inference cost per task and method, with the device and precision named."""
     rows = []
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for j in jobs:
-        key = (j["suite"], j["task"], j["provenance"].get("device", "?"), str(j["cost"].get("dtype", "?")))
+        key = (j["suite"], j["task"], _device(j), str(j["cost"].get("dtype", "?")))
         groups[key].append(j)
     for (suite, task, device, dtype), js in sorted(groups.items()):
         by_method: dict[str, list[dict]] = defaultdict(list)
@@ -280,16 +291,24 @@ def cost_section(jobs: list[dict]) -> list[str]:
                 f"{c('peak_mem_mb'):.0f}", f"{b_small} / {b_large}",
                 "–" if math.isnan(c("cpu_load")) else f"{c('cpu_load'):.1f}",
             ])
-    if not rows:
-        return []
     header = ["Task", "Method", "Device, dtype", "Params (M)", "MFLOPs / sample", "Latency ms (× single)",
               "Throughput /s (× single)", "Peak mem MB", "Batch (latency / throughput)", "CPU load"]
-    return ["## Inference cost", "",
-            "Measured in the same run as each result (median of repeats after warm-up). On the CPU, peak "
-            "memory is the growth of resident memory during the large-batch run; on a GPU, CUDA's peak allocation. "
-            "CPU load is the one-minute load average per core when the measurement began: well above 1, other work "
-            "competed for the cores and the timings are inflated (compare ratios measured side by side instead).", ""] \
-        + _table(header, rows) + [""]
+    lines = ["## Inference cost", ""]
+    if rows:
+        lines += ["Measured in the same run as each result (median of repeats after warm-up). On the CPU, peak "
+                  "memory is the growth of resident memory during the large-batch run; on a GPU, CUDA's peak allocation. "
+                  "CPU load is the one-minute load average per core when the measurement began: well above 1, other work "
+                  "competed for the cores and the timings are inflated (compare ratios measured side by side instead).", ""]
+        lines += _table(header, rows) + [""]
+    if timings:
+        lines += ["### Side-by-side micro-benchmark", "",
+                  "`make cost-benchmark` (`tests/test_cost_benchmark.py`, pytest-benchmark, median of rounds): the single "
+                  "model, a deep ensemble run member after member, and the fused Hydra network (M = 3, heads split evenly, "
+                  "MLP shared and applied to every stream; `hydra_fork3`: first 3 blocks shared; `hydra_permember_mlp`: "
+                  "one MLP per member), random weights, all timed in one run on one machine. `cifar-vit` is the 192-wide "
+                  "6-block ViT at 32 px, `vit-b16` ViT-B/16 at 224 px with 1000 classes (the paper's vision backbone).", ""]
+        lines += _table(costbench.HEADER, costbench.table_rows(timings)) + [""]
+    return lines if len(lines) > 2 else []
 
 
 def _missing_runs(suite_name: str, jobs: list[dict], skipped: list[dict]) -> list[str]:
@@ -302,26 +321,31 @@ def _missing_runs(suite_name: str, jobs: list[dict], skipped: list[dict]) -> lis
     done = {(j["task"], j["method"], j["seed"]) for j in jobs}
     skip_task = {k["task"] for k in skipped if not k.get("method")}
     skip_job = {(k["task"], k["method"]) for k in skipped if k.get("method")}
+    seed_list = lambda seeds: f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"  # noqa: E731
     out = []
     for t in s.tasks:
         if t.name in skip_task:
             continue
-        for m in s.methods:
-            seeds = [seed for seed in s.seeds if (t.name, m.name, seed) not in done]
-            if seeds and (t.name, m.name) not in skip_job:
-                out.append(f"`{t.name}` / `{m.name}` seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
+        missing = {m.name: [seed for seed in s.seeds if (t.name, m.name, seed) not in done]
+                   for m in s.methods if (t.name, m.name) not in skip_job}
+        missing = {m: seeds for m, seeds in missing.items() if seeds}
+        if len(missing) == len(s.methods) and all(len(v) == len(s.seeds) for v in missing.values()):
+            out.append(f"`{t.name}`: every entry, {seed_list(s.seeds)}")
+            continue
+        out += [f"`{t.name}` / `{m}` {seed_list(seeds)}" for m, seeds in missing.items()]
     return out
 
 
-def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str], dict[str, str]]) -> str:
+def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str], dict[str, str]],
+           timings: list[costbench.Timing] = ()) -> str:
     lines = ["# Leaderboard", "",
              "Generated by `make leaderboard` from the result files in `results/runs/`; do not edit by hand.",
              "Per-job numbers are in `results/summary.csv`.", "", LEGEND]
-    lines += claims_section(jobs, skipped)
+    lines += claims_section(jobs, skipped, list(timings))
     suites = sorted({j["suite"] for j in jobs} | {s["suite"] for s in skipped})
     for suite in suites:
         sj = [j for j in jobs if j["suite"] == suite]
-        devices = sorted({j["provenance"].get("device", "?") for j in sj})
+        devices = sorted({_device(j) for j in sj})
         commits = sorted({j["provenance"].get("git_commit", "?")[:10] for j in sj})
         seeds = sorted({j["seed"] for j in sj})
         lines += [f"## Suite `{suite}`", "",
@@ -339,7 +363,7 @@ def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str],
             lines += ["Skipped:", ""]
             lines += [f"- `{s['task']}`{' / `' + s['method'] + '`' if s.get('method') else ''}: {s['reason']}" for s in sk]
             lines += [""]
-    lines += cost_section(jobs)
+    lines += cost_section(jobs, list(timings))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -348,8 +372,9 @@ def build(root: Path, out: Path) -> Path:
     from bench import figures as figs
 
     jobs, skipped = load_all(root)
+    timings = costbench.load(root)  # read every input before writing anything
     df = summary_frame(jobs)
     results.write_atomic(root / "summary.csv", df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     made = figs.make_all(root, jobs, out.parent)
-    results.write_atomic(out, render(jobs, skipped, made))
+    results.write_atomic(out, render(jobs, skipped, made, timings))
     return out

@@ -119,8 +119,8 @@ def provenance(device: str) -> dict[str, Any]:
             return ""
 
     out = {
-        # A copy of the tree without .git (a remote GPU machine) names its commit in the env.
-        "git_commit": git("rev-parse", "HEAD") or os.environ.get("UQBENCH_GIT_COMMIT", "unknown"),
+        # A copy of the tree on another machine (a GPU lease) names the commit it came from.
+        "git_commit": os.environ.get("UQBENCH_GIT_COMMIT") or git("rev-parse", "HEAD") or "unknown",
         "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
         "versions": {
             "python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,

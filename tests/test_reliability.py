@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 import methods
-from bench import cli, results, runner, scoring, suite
+from bench import cli, report, results, runner, scoring, suite
 from bench.data.root import dataset_checksum
 from bench.results import ResultError
 
@@ -364,6 +364,59 @@ def test_leaderboard_names_a_corrupt_result_file(res, tmp_path, capsys, damage):
     out.parent.mkdir()
     assert_bad_input(capsys, ["leaderboard", "--results", res, "--out", out], tmp_path, str(path))
     assert not out.exists() and not (res / "summary.csv").exists()
+
+
+def _cost_file(path: Path, medians: dict[tuple[str, int], float]) -> None:
+    """A pytest-benchmark JSON as ``make cost-benchmark`` writes it: {(network, batch): seconds}."""
+    benches = [{"params": {"scale": "toy", "name": n, "batch": b}, "stats": {"median": t},
+                "extra_info": {"members": 1 if n == "single" else 3, "device": "GPU X", "dtype": "bfloat16"}}
+               for (n, b), t in medians.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"datetime": "2026-01-02T03:04:05", "benchmarks": benches}))
+
+
+def test_leaderboard_checks_the_cost_claim_from_side_by_side_timings(res):
+    _cost_file(res / "cost" / "gpu.json", {("single", 1): 0.010, ("hydra", 1): 0.0105, ("deep_ensemble", 1): 0.03,
+                                            ("single", 256): 0.1, ("hydra", 256): 0.2})
+    text = report.build(res, res / "leaderboard.md").read_text()
+    assert "### Side-by-side micro-benchmark" in text
+    assert "| `cost/gpu.json` | GPU X, bfloat16 | toy | 1 | `deep_ensemble` | 3 | 30.00 | ×3.00 | 33 |" in text
+    claims = text.split("## Paper claims")[1].split("\n## ")[0]
+    assert "toy, batch 1 (micro-benchmark) | Hydra 1.05x single (GPU X, bfloat16" in claims
+    assert "toy, batch 256 (micro-benchmark) | Hydra 2.00x single" in claims
+    rows = [r for r in claims.splitlines() if "micro-benchmark" in r]
+    assert rows[0].endswith("**holds** |") and rows[1].endswith("**does not hold** |")
+
+
+def test_leaderboard_names_a_malformed_cost_file(res, tmp_path, capsys):
+    (res / "cost").mkdir()
+    (res / "cost" / "bad.json").write_text('{"benchmarks": [{"params": {}}]}')
+    out = tmp_path / "board" / "leaderboard.md"
+    out.parent.mkdir()
+    assert_bad_input(capsys, ["leaderboard", "--results", res, "--out", out], tmp_path, "cost/bad.json")
+    assert not out.exists()
+
+
+def test_figures_leave_out_logits_kept_only_in_the_cache(res, tmp_path, monkeypatch):
+    """Figures come from the results folder alone: the same bytes with or without the cache."""
+    monkeypatch.setenv("UQBENCH_CACHE", str(tmp_path / "cache"))
+    path = job_dir(res, "mc_dropout") / "seed0.json"
+    obj = results.read(path)
+    ref = "tiny/mc_dropout/seed0.logits.npz"
+    cached = results.logits_location(res, "cache:" + ref)
+    cached.parent.mkdir(parents=True)
+    shutil.move(res / obj["logits"], cached)
+    obj["logits"] = "cache:" + ref
+    results.write(path, obj)
+
+    def build() -> dict[str, bytes]:
+        report.build(res, res / "leaderboard.md")
+        return {p.name: p.read_bytes() for p in [res / "leaderboard.md", *sorted((res / "figures").glob("*.png"))]}
+
+    with_cache = build()
+    assert any(n.endswith("reliability.png") for n in with_cache)
+    cached.unlink()
+    assert build() == with_cache
 
 
 # --- bad input ----------------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""Side-by-side inference-cost micro-benchmarks for the leaderboard.
+
+``make cost-benchmark`` (``tests/test_cost_benchmark.py``, pytest-benchmark) times the single
+model, a deep ensemble and fused Hydra variants on random weights in one run; its JSON output,
+saved under ``results/cost/``, is read here. Ratios are only ever taken within one file, since
+timings from different runs or machines are not comparable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.results import ResultError
+
+CLAIMED_RATIO = 1.07  # Hydra's latency relative to one model in bfloat16, as the paper states
+TOLERANCE = 0.10  # relative slack before a measured ratio counts against the claim
+
+
+@dataclass(frozen=True)
+class Timing:
+    file: str
+    device: str
+    dtype: str
+    date: str
+    scale: str
+    batch: int
+    method: str
+    members: int
+    median_s: float
+
+
+def load(root: Path) -> list[Timing]:
+    """Every timing in ``root/cost/*.json``; a malformed file raises ``ResultError`` naming it."""
+    out = []
+    for path in sorted((root / "cost").glob("*.json")):
+        name = str(path.relative_to(root))
+        try:
+            data = json.loads(path.read_text())
+            date = str(data.get("datetime", ""))[:10]
+            for b in data["benchmarks"]:
+                p, info = b["params"], b["extra_info"]
+                out.append(Timing(name, str(info["device"]), str(info["dtype"]), date, str(p["scale"]),
+                                  int(p["batch"]), str(p["name"]), int(info["members"]), float(b["stats"]["median"])))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ResultError(f"{name}: not a cost-benchmark file ({type(e).__name__}: {e})") from e
+    return out
+
+
+def _groups(timings: list[Timing]) -> dict[tuple[str, str, int], dict[str, Timing]]:
+    groups: dict[tuple[str, str, int], dict[str, Timing]] = {}
+    for t in timings:
+        groups.setdefault((t.file, t.scale, t.batch), {})[t.method] = t
+    return groups
+
+
+def ratios(timings: list[Timing], method: str = "hydra") -> list[tuple[Timing, float]]:
+    """``(timing of method, its median / single's median)`` for every file, scale and batch."""
+    out = []
+    for by_method in _groups(timings).values():
+        if method in by_method and "single" in by_method:
+            out.append((by_method[method], by_method[method].median_s / by_method["single"].median_s))
+    return out
+
+
+def verdict(ratio: float) -> str:
+    return "holds" if ratio <= CLAIMED_RATIO * (1 + TOLERANCE) else "does not hold"
+
+
+HEADER = ["File", "Device, dtype", "Backbone", "Batch", "Network", "Members", "Median ms", "× single", "Samples / s"]
+
+
+def table_rows(timings: list[Timing]) -> list[list[str]]:
+    """One row per file, backbone, batch and network: median time and ratio to ``single``."""
+    rows = []
+    for (file, scale, batch), by_method in sorted(_groups(timings).items()):
+        one = by_method.get("single")
+        for m in sorted(by_method, key=lambda m: (m != "single", m)):
+            t = by_method[m]
+            ratio = f"×{t.median_s / one.median_s:.2f}" if one else "–"
+            rows.append([f"`{file}`", f"{t.device}, {t.dtype}", scale, str(batch), f"`{m}`", str(t.members),
+                         f"{1000 * t.median_s:.2f}", ratio, f"{batch / t.median_s:.0f}"])
+    return rows
