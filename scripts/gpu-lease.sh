@@ -2,13 +2,14 @@
 # Everything the GPU results come from, in one run on one GPU machine (about 8 minutes):
 #   1. the inference-cost micro-benchmark (tests/test_cost_benchmark.py) in bfloat16, CIFAR ViT
 #      and ViT-B/16 scale: single model, deep ensemble (M = 3) and fused Hydra at batch 1 and 256;
-#   2. the `gpu` suite, stopped after SUITE_SECONDS (finished jobs are kept; a rerun resumes).
-# Outputs under $OUT: device.txt, cost-benchmark.json/.log, suite.log, gpu-results.tgz.
+#   2. the `gpu` suite, stopped after SUITE_SECONDS. It writes into the copy of results/ that
+#      travelled with the tree, so the committed GPU results are skipped and the next seeds run.
+# Outputs under $OUT: device.txt, cost-benchmark.json/.log, suite.log, gpu-results.tgz (runs/gpu).
 # The data root may be a compact copy made by scripts/compact_data.py.
 #   OUT=/tmp/gpu UQBENCH_DATA=.gpudata bash scripts/gpu-lease.sh
 set -u
 OUT=${OUT:-/tmp/gpu-out}
-RESULTS=${RESULTS:-/tmp/gpu-results}
+RESULTS=${RESULTS:-results}
 SUITE_SECONDS=${SUITE_SECONDS:-330}
 mkdir -p "$OUT" "$RESULTS"
 export PYTHONUNBUFFERED=1 UQBENCH_OFFLINE=1 UQBENCH_DATA=${UQBENCH_DATA:-.gpudata}
@@ -27,6 +28,6 @@ echo "cost benchmark: exit $?"; grep -E "passed|failed|error" "$OUT/cost-benchma
 
 timeout -s INT "$SUITE_SECONDS" $PY -m bench run --suite gpu --results "$RESULTS" > "$OUT/suite.log" 2>&1
 echo "suite: exit $? (124/130: stopped at ${SUITE_SECONDS}s as planned)"
-tar czf "$OUT/gpu-results.tgz" -C "$RESULTS" .
+tar czf "$OUT/gpu-results.tgz" -C "$RESULTS" runs/gpu
 tr '\r' '\n' < "$OUT/suite.log" | grep -vE "it/s|step/s|job/s|s/it|s/job|^\s*$" | tail -40
 ls -la "$OUT"

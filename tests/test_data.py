@@ -8,6 +8,7 @@ import os
 import pickle
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -546,3 +547,35 @@ def test_real_trec_counts():
     sets = load_trec(REAL_ROOT)
     assert (len(sets["train"]), len(sets["test"])) == (5452, 500)
     assert set(sets["train"].labels.tolist()) == set(range(6))
+
+
+# --- compact copy of a data root (scripts/compact_data.py) -----------------------------------
+
+
+def test_compact_data_root_keeps_the_pixels_the_tasks_see(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_folder(src / "cifar10" / "train", {"cat": 5, "dog": 5}, size=(32, 32))
+    make_folder(src / "cifar10" / "test", {"cat": 3, "dog": 3}, size=(32, 32))
+    rng = np.random.default_rng(0)
+    for k, cls in enumerate(["banded", "dotted"]):  # non-square, larger than 32 px: cropped and resized
+        for i in range(3):
+            (src / "textures" / cls).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (50 + 7 * i, 41 + k, 3), dtype=np.uint8)).save(
+                src / "textures" / cls / f"{i}.jpg", quality=90)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, str(repo / "scripts" / "compact_data.py"), *map(str, args)],
+        capture_output=True, text=True, env=env)
+
+    done = run(src, dst, "--train", 2, "--test", 3)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (dst / "cifar10" / "train" / "cat").iterdir()) == ["000.jpg", "001.jpg"]
+    assert (dst / "cifar10" / "test" / "dog" / "002.jpg").read_bytes() == (src / "cifar10" / "test" / "dog" / "002.jpg").read_bytes()
+    full, small = load_image_folder(src / "textures", 32, cache=False), load_image_folder(dst / "textures", 32, cache=False)
+    assert small.classes == full.classes
+    np.testing.assert_array_equal(small.images, full.images)
+    np.testing.assert_array_equal(small.labels, full.labels)
+
+    bad = run(tmp_path / "nowhere", dst)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "cifar10/train" in bad.stderr
