@@ -628,3 +628,15 @@ def test_write_atomic_leaves_nothing_when_interrupted(tmp_path, monkeypatch):
         results.write_atomic(path, "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed0.json"] and path.read_text() == "old"
 
+
+
+def test_leaderboard_lists_exactly_the_runs_a_suite_still_lacks():
+    s = suite.load("smoke")
+    names = [m.name for m in s.methods]
+    seeds = ", ".join(map(str, s.seeds))
+    word = "seeds" if len(s.seeds) > 1 else "seed"
+    assert report._missing_runs("smoke", [], []) == [f"`digits`: every entry, {word} {seeds}"]
+    done = [{"task": "digits", "method": names[0], "seed": seed} for seed in s.seeds]
+    skipped = [{"task": "digits", "method": names[1]}]
+    assert report._missing_runs("smoke", done, skipped) == [f"`digits` / `{m}` {word} {seeds}" for m in names[2:]]
+    assert report._missing_runs("smoke", [], [{"task": "digits"}]) == []
