@@ -23,7 +23,6 @@ class Timing:
     file: str
     device: str
     dtype: str
-    date: str
     scale: str
     batch: int
     method: str
@@ -38,10 +37,9 @@ def load(root: Path) -> list[Timing]:
         name = str(path.relative_to(root))
         try:
             data = json.loads(path.read_text())
-            date = str(data.get("datetime", ""))[:10]
             for b in data["benchmarks"]:
                 p, info = b["params"], b["extra_info"]
-                out.append(Timing(name, str(info["device"]), str(info["dtype"]), date, str(p["scale"]),
+                out.append(Timing(name, str(info["device"]), str(info["dtype"]), str(p["scale"]),
                                   int(p["batch"]), str(p["name"]), int(info["members"]), float(b["stats"]["median"])))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ResultError(f"{name}: not a cost-benchmark file ({type(e).__name__}: {e})") from e

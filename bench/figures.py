@@ -33,8 +33,10 @@ def _save(fig, path: Path) -> None:
 def _pooled_test_probs(root: Path, jobs: list[dict]) -> tuple[np.ndarray, np.ndarray] | None:
     probs, labels = [], []
     for j in sorted(jobs, key=lambda j: j["seed"]):
+        if j["logits"].startswith("cache:"):
+            return None
         path = results.logits_location(root, j["logits"])
-        if j["logits"].startswith("cache:") or not path.exists():
+        if not path.exists():
             return None
         lg, lb = results.load_logits(path)
         probs.append(softmax(lg["test"]).mean(0))
@@ -43,7 +45,7 @@ def _pooled_test_probs(root: Path, jobs: list[dict]) -> tuple[np.ndarray, np.nda
 
 
 def _reliability(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
-    n = max(1, len(pooled))
+    n = len(pooled)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
@@ -112,14 +114,11 @@ def make_all(root: Path, jobs: list[dict], link_base: Path) -> dict[tuple[str, s
         pooled = {m: p for m, js in by_method.items() if (p := _pooled_test_probs(root, js)) is not None}
         left_out = [m for m in by_method if m not in pooled]
         note = f"\n(not drawn, logits not in the results folder: {', '.join(left_out)})" if left_out else ""
-        drawers = {
-            "reliability": lambda: _reliability(pooled, f"{task} ({suite}): reliability{note}"),
-            "risk-coverage": lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage{note}"),
-            "quality-vs-cost": lambda: _quality_cost(by_method, f"{task} ({suite}): quality against cost"),
-        }
+        drawers = {"quality-vs-cost": lambda: _quality_cost(by_method, f"{task} ({suite}): quality against cost")}
+        if pooled:
+            drawers["reliability"] = lambda: _reliability(pooled, f"{task} ({suite}): reliability{note}")
+            drawers["risk-coverage"] = lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage{note}")
         for name, draw in drawers.items():
-            if name != "quality-vs-cost" and not pooled:
-                continue
             path = fig_dir / f"{stem}__{name}.png"
             _save(draw(), path)
             made[name] = _rel(path, link_base)

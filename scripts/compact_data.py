@@ -17,18 +17,18 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.data.images import IMAGE_SUFFIXES, load_image_folder
+from bench.data.images import _class_dirs, _image_files, load_image_folder  # the loader's own listing
 
 
 def copy_cifar(src: Path, dst: Path, per_class: dict[str, int]) -> int:
     n = 0
     for split, k in per_class.items():
-        for cls in sorted(p.name for p in (src / split).iterdir() if p.is_dir()):
-            files = sorted(f for f in (src / split / cls).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)[:k]
+        for cls in _class_dirs(src / split):
+            files = _image_files(src / split / cls)[:k]
             out = dst / split / cls
             out.mkdir(parents=True, exist_ok=True)
             for f in files:
-                shutil.copy2(f, out / f.name)
+                shutil.copy2(src / split / cls / f, out / f)
             n += len(files)
     return n
 
