@@ -20,21 +20,21 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m bench run --suite $(SUITE) --results $(RESULTS)
-	$(BIN)/python -m bench leaderboard --results $(RESULTS)
+	$(BIN)/python -m uqbench run --suite $(SUITE) --results $(RESULTS)
+	$(BIN)/python -m uqbench leaderboard --results $(RESULTS)
 
 leaderboard: $(STAMP)
-	$(BIN)/python -m bench leaderboard --results $(RESULTS)
+	$(BIN)/python -m uqbench leaderboard --results $(RESULTS)
 
 reproduce: $(STAMP)
-	$(BIN)/python -m bench run --suite paper --device auto --results $(RESULTS)
-	$(BIN)/python -m bench leaderboard --results $(RESULTS)
+	$(BIN)/python -m uqbench run --suite paper --device auto --results $(RESULTS)
+	$(BIN)/python -m uqbench leaderboard --results $(RESULTS)
 
 cost-benchmark: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_cost_benchmark.py --benchmark-enable --benchmark-columns=median,ops --benchmark-sort=name
 
 verify-data: $(STAMP)
-	$(BIN)/python -m bench verify-data
+	$(BIN)/python -m uqbench verify-data
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,leaderboard,rescore,list,verify-data}`` (also ``uqbench``).
+"""Command line: ``python -m uqbench {run,leaderboard,rescore,list,verify-data}`` (also ``uqbench``).
 
 Bad input (unknown names, malformed suites, missing data roots, corrupt result files) ends with
 a one-line ``error: ...`` and exit status 2; nothing already written is touched.
@@ -14,8 +14,8 @@ RESULTS = Path("results")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bench import runner, suite
-    from methods.base import unknown_name
+    from uqbench.bench import runner, suite
+    from uqbench.methods.base import unknown_name
 
     s = suite.load(args.suite)
     if args.seeds:
@@ -30,7 +30,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if name not in valid:
                 raise unknown_name(f"{kind} of suite {s.name}", name, valid)
     if args.launcher == "ray":
-        from bench import launch_ray
+        from uqbench.bench import launch_ray
 
         rep = launch_ray.run_suite(s, args.results, force=args.force, device=args.device,
                                    only_tasks=split(args.tasks), only_methods=split(args.methods),
@@ -46,7 +46,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench import report
+    from uqbench.bench import report
 
     out = report.build(args.results, Path(args.out))
     print(f"wrote {out}")
@@ -54,7 +54,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_rescore(args: argparse.Namespace) -> int:
-    from bench import rescore
+    from uqbench.bench import rescore
 
     n = rescore.rescore(args.results, suite=args.suite, max_members=args.max_members)
     print(f"rescored {n} result files")
@@ -62,9 +62,9 @@ def _cmd_rescore(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    import methods
-    from bench import suite
-    from bench.tasks import TASKS, task_params
+    from uqbench import methods
+    from uqbench.bench import suite
+    from uqbench.bench.tasks import TASKS, task_params
 
     print("tasks:")
     for name in sorted(TASKS):
@@ -80,7 +80,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from bench.data.root import data_root, verify_manifest
+    from uqbench.bench.data.root import data_root, verify_manifest
 
     root = Path(args.root) if args.root else data_root()
     manifest = Path(args.manifest) if args.manifest else root / "MANIFEST"
@@ -91,7 +91,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m uqbench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a suite (skips finished jobs)")
     r.add_argument("--suite", required=True, help="suite name (bench/suites) or path to a .toml")
@@ -123,8 +123,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from bench.data.root import DataError, MissingData
-    from bench.results import ResultError
+    from uqbench.bench.data.root import DataError, MissingData
+    from uqbench.bench.results import ResultError
 
     try:
         return args.fn(args)

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.results import ResultError
+from uqbench.bench.results import ResultError
 
 CLAIMED_RATIO = 1.07  # Hydra's latency relative to one model in bfloat16, as the paper states
 TOLERANCE = 0.10  # relative slack before a measured ratio counts against the claim

@@ -1,6 +1,6 @@
 """One job's training across processes: ``torchrun`` + DistributedDataParallel.
 
-Launched by ``torchrun --nproc_per_node=N -m bench run ...`` every process runs the same runner
+Launched by ``torchrun --nproc_per_node=N -m uqbench run ...`` every process runs the same runner
 on the same jobs; ``bench.train.fit`` then splits every global batch between the ranks (see
 there) and DDP averages the gradients. Only rank 0 evaluates and writes results, checkpoints
 and logits. Without ``WORLD_SIZE > 1`` in the environment every helper here is a no-op that

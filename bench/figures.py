@@ -19,8 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench import metrics, results  # noqa: E402
-from bench.scoring import softmax  # noqa: E402
+from uqbench.bench import metrics, results  # noqa: E402
+from uqbench.bench.scoring import softmax  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``python -m bench run --launcher ray``: a suite's jobs on a Ray cluster, one Ray task per job.
+"""``python -m uqbench run --launcher ray``: a suite's jobs on a Ray cluster, one Ray task per job.
 
 The driver does what the local runner does before a job (build each task once, write the skip
 file of a task whose data is missing or of a training method on a zero-shot task, reuse
@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-import methods
-from bench import runner
-from bench.results import ResultError
-from bench.suite import Suite
+from uqbench import methods
+from uqbench.bench import runner
+from uqbench.bench.results import ResultError
+from uqbench.bench.suite import Suite
 
 FORWARDED_ENV = ("UQBENCH_CACHE", "UQBENCH_DATA", "UQBENCH_OFFLINE")
 _FATAL = (ResultError, methods.ConfigError)  # stop the suite, as in the local runner

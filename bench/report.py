@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import costbench, results
+from uqbench.bench import costbench, results
 
 # (metric key, column title, higher is better)
 MAIN = [
@@ -320,7 +320,7 @@ def cost_section(jobs: list[dict], timings: Sequence[costbench.Timing]) -> list[
 
 def _missing_runs(suite_name: str, jobs: list[dict], skipped: list[dict]) -> list[str]:
     """Jobs the suite file asks for that have neither a result nor a skip record."""
-    from bench import suite as suites
+    from uqbench.bench import suite as suites
 
     if suite_name not in suites.available():
         return []
@@ -376,7 +376,7 @@ def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str],
 
 def build(root: Path, out: Path) -> Path:
     """Write ``root/summary.csv``, figures under ``root/figures`` and the leaderboard ``out``."""
-    from bench import figures as figs
+    from uqbench.bench import figures as figs
 
     jobs, skipped = load_all(root)
     timings = costbench.load(root)  # read every input before writing anything

@@ -17,7 +17,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from bench import results, scoring
+from uqbench.bench import results, scoring
 
 HEADLINE = ("test/acc", "test/nll", "test/ece", "ood_mean/auroc_msp", "ood_mean/fpr95_msp", "shift/mean/acc")
 

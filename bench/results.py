@@ -153,7 +153,7 @@ def load_logits(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray
 def logits_location(root: Path, ref: str) -> Path:
     """Resolve a result's ``logits`` field: relative to the results root, or ``cache:``."""
     if ref.startswith("cache:"):
-        from bench.tasks.base import cache_root
+        from uqbench.bench.tasks.base import cache_root
 
         return cache_root() / "logits" / ref.removeprefix("cache:")
     return root / ref

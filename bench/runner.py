@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import methods
-from bench import cost, dist, results, scoring
-from bench.data.root import MissingData, data_root
-from bench.results import JobId, ResultError
-from bench.suite import MethodEntry, Suite, build_task
-from bench.tasks.base import SupervisedTask, cache_root, config_hash
+from uqbench import methods
+from uqbench.bench import cost, dist, results, scoring
+from uqbench.bench.data.root import MissingData, data_root
+from uqbench.bench.results import JobId, ResultError
+from uqbench.bench.suite import MethodEntry, Suite, build_task
+from uqbench.bench.tasks.base import SupervisedTask, cache_root, config_hash
 
 LOGITS_COMMIT_LIMIT = 2 * 2**20  # larger logit files go to the cache, not the repository
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from bench import metrics
+from uqbench.bench import metrics
 
 _ID_KEYS = ("acc", "nll", "brier", "ece", "aurc", "disagreement")
 _SHIFT_KEYS = ("acc", "nll", "ece")

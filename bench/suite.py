@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import methods
-from bench.tasks import create_task, task_params
-from methods.base import unknown_name
+from uqbench import methods
+from uqbench.bench.tasks import create_task, task_params
+from uqbench.methods.base import unknown_name
 
 SUITES_DIR = Path(__file__).parent / "suites"
 _SUITE_KEYS = {"description", "seeds", "device", "threads", "dtype", "batch_sizes", "cost_repeats",

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from bench import dist
+from uqbench.bench import dist
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from methods.transformer import StreamTransformer
+from uqbench.methods.transformer import StreamTransformer
 
 Inputs = Tensor | dict[str, Tensor]
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods.layers import BatchLinear
+from uqbench.methods.layers import BatchLinear
 
 FAST_INITS = ("random_sign", "gaussian", "ones")
 

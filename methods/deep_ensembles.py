@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from methods.base import ConfigError, Task, UQMethod, register
+from uqbench.methods.base import ConfigError, Task, UQMethod, register
 
 SEED_STRIDE = 1000  # member k trains with seed task.seed + SEED_STRIDE * k
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.base import ConfigError, Task, UQMethod, register
-from methods.convert import packed_config
-from methods.transformer import StreamTransformer, init_weights
+from uqbench.methods.base import ConfigError, Task, UQMethod, register
+from uqbench.methods.convert import packed_config
+from uqbench.methods.transformer import StreamTransformer, init_weights
 
 NOTE = "trained from scratch: packed layers cannot inherit pretrained weights"
 

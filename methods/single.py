@@ -6,7 +6,7 @@ import copy
 
 from torch import nn
 
-from methods.base import ConfigError, Task, UQMethod, register
+from uqbench.methods.base import ConfigError, Task, UQMethod, register
 
 
 @register

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.layers import BatchLinear, PatchEmbed, StreamLinear, StreamNorm, TextEmbed, ZeroShotHead
+from uqbench.methods.layers import BatchLinear, PatchEmbed, StreamLinear, StreamNorm, TextEmbed, ZeroShotHead
 
 ACTIVATIONS = {
     "gelu": F.gelu,

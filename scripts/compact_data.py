@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.data.images import _class_dirs, _image_files, load_image_folder  # the loader's own listing
+from uqbench.bench.data.images import _class_dirs, _image_files, load_image_folder  # the loader's own listing
 
 
 def copy_cifar(src: Path, dst: Path, per_class: dict[str, int]) -> int:

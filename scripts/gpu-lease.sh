@@ -26,7 +26,7 @@ timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cost_benchmark.py --
   --benchmark-columns=median,ops --benchmark-sort=name > "$OUT/cost-benchmark.log" 2>&1
 echo "cost benchmark: exit $?"; grep -E "passed|failed|error" "$OUT/cost-benchmark.log" | tail -3
 
-timeout -s INT "$SUITE_SECONDS" $PY -m bench run --suite gpu --results "$RESULTS" > "$OUT/suite.log" 2>&1
+timeout -s INT "$SUITE_SECONDS" $PY -m uqbench run --suite gpu --results "$RESULTS" > "$OUT/suite.log" 2>&1
 echo "suite: exit $? (124/130: stopped at ${SUITE_SECONDS}s as planned)"
 tar czf "$OUT/gpu-results.tgz" -C "$RESULTS" runs/gpu
 tr '\r' '\n' < "$OUT/suite.log" | grep -vE "it/s|step/s|job/s|s/it|s/job|^\s*$" | tail -40

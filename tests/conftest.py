@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.tasks import create_task
+from uqbench.bench.tasks import create_task
 
 
 @pytest.fixture(autouse=True)

@@ -11,14 +11,14 @@ import pytest
 import torch
 from toys import tiny_text_task
 
-import bench.train
-import methods
-from methods.batch_ensemble import BatchEnsemble, to_batch_ensemble
-from methods.convert import packed_config
-from methods.deep_ensembles import DeepEnsembles
-from methods.layers import BatchLinear
-from methods.packed import NOTE, build_packed
-from methods.transformer import StreamTransformer, init_weights
+import uqbench.bench.train
+from uqbench import methods
+from uqbench.methods.batch_ensemble import BatchEnsemble, to_batch_ensemble
+from uqbench.methods.convert import packed_config
+from uqbench.methods.deep_ensembles import DeepEnsembles
+from uqbench.methods.layers import BatchLinear
+from uqbench.methods.packed import NOTE, build_packed
+from uqbench.methods.transformer import StreamTransformer, init_weights
 
 TOL = 1e-5
 
@@ -197,8 +197,8 @@ def test_mc_dropout_method_is_stochastic_after_load(digits_task, tmp_path):
 # -- Deep Ensembles --------------------------------------------------------------------------
 def test_deep_ensembles_members_and_cache(digits_task, monkeypatch):
     calls = []
-    real_fit = bench.train.fit
-    monkeypatch.setattr(bench.train, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    real_fit = uqbench.bench.train.fit
+    monkeypatch.setattr(uqbench.bench.train, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
     de = DeepEnsembles(num_members=2).fit(digits_task)
     assert len(calls) == 2
     x = _batch(digits_task)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import methods
-from bench import cost
-from bench.tasks import create_task
+from uqbench import methods
+from uqbench.bench import cost
+from uqbench.bench.tasks import create_task
 
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.data import CORRUPTIONS, corrupt
+from uqbench.bench.data import CORRUPTIONS, corrupt
 
 REQUIRED = {"gaussian_noise", "shot_noise", "gaussian_blur", "contrast", "brightness",
             "jpeg", "pixelate"}

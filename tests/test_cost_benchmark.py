@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods.transformer import StreamTransformer, init_weights, vit_config
+from uqbench.methods.transformer import StreamTransformer, init_weights, vit_config
 
 M = 3
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.data import images as images_module
-from bench.data import (
+from uqbench.bench.data import images as images_module
+from uqbench.bench.data import (
     DataError,
     FetchFailed,
     MissingData,
@@ -37,7 +37,7 @@ from bench.data import (
     load_trec,
     verify_manifest,
 )
-from bench.data.root import dataset_checksum
+from uqbench.bench.data.root import dataset_checksum
 
 REAL_ROOT = os.environ.get("UQBENCH_DATA")
 

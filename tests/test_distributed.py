@@ -22,7 +22,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bench import cli, dist, launch_ray, results, runner, scoring, suite
+from uqbench.bench import cli, dist, launch_ray, results, runner, scoring, suite
 
 HEAD = "[suite]\nseeds = [0]\nthreads = 1\nray_cpus = 1\nbatch_sizes = [1, 8]\ncost_repeats = 1\n"
 TASK = ("[[tasks]]\nname = \"digits\"\n"
@@ -38,10 +38,10 @@ import os, signal
 
 def setup():
     """Wrap run_job: the job named in the arm file SIGKILLs its worker after one training step."""
-    import bench.runner
-    import bench.train
+    import uqbench.bench.runner
+    import uqbench.bench.train
 
-    real_run_job = bench.runner.run_job
+    real_run_job = uqbench.bench.runner.run_job
 
     def run_job(suite, task, entry, seed, root):
         arm = os.environ["UQBENCH_TEST_ARM"]
@@ -52,7 +52,7 @@ def setup():
             target = None
         if target == entry.name:
             os.replace(arm, arm + ".fired")  # fires once
-            real_fit = bench.train.fit
+            real_fit = uqbench.bench.train.fit
 
             def fit(model, batches, *args, **kwargs):
                 def dying(epoch):
@@ -63,10 +63,10 @@ def setup():
 
                 return real_fit(model, dying, *args, **kwargs)
 
-            bench.train.fit = fit
+            uqbench.bench.train.fit = fit
         return real_run_job(suite, task, entry, seed, root)
 
-    bench.runner.run_job = run_job
+    uqbench.bench.runner.run_job = run_job
 '''
 
 
@@ -235,7 +235,7 @@ def test_torchrun_two_processes_match_one(tmp_path, monkeypatch, keep_threads):
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-            "-m", "bench", "run", "--suite", str(suite_path), "--results", str(two)]
+            "-m", "uqbench", "run", "--suite", str(suite_path), "--results", str(two)]
     p = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
     assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-3000:])
     assert "suite tiny: 2 run" in p.stdout, p.stdout[-2000:]

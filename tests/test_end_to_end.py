@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-import methods
-from bench import report, runner, suite
+from uqbench import methods
+from uqbench.bench import report, runner, suite
 
 
 @pytest.mark.slow

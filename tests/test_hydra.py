@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods import adapters, create, load
-from methods.hydra import circuit_select, fuse, prune, select_heads, taylor_scores
-from methods.hydra.importance import circuit_objective
-from methods.hydra.method import Hydra
-from methods.transformer import StreamTransformer
+from uqbench.methods import adapters, create, load
+from uqbench.methods.hydra import circuit_select, fuse, prune, select_heads, taylor_scores
+from uqbench.methods.hydra.importance import circuit_objective
+from uqbench.methods.hydra.method import Hydra
+from uqbench.methods.transformer import StreamTransformer
 
 DIM, HEADS, DEPTH, CLASSES = 24, 6, 3, 5
 

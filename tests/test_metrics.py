@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
 
-from bench import metrics
+from uqbench.bench import metrics
 
 SEEDS = (0, 1, 2)
 MEMBERS = (1, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench import suite
+from uqbench.bench import suite
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -1,7 +1,7 @@
 """Reliability: killed runs resume with nothing lost, a seed gives the same numbers, bad input
 fails with one clear line and exit status 2, and nothing loads code from a model file.
 
-The crash tests run ``python -m bench run`` in a child process through a small wrapper that
+The crash tests run ``python -m uqbench run`` in a child process through a small wrapper that
 patches the child so that it SIGKILLs itself at a chosen point, then rerun it unpatched.
 """
 
@@ -22,10 +22,10 @@ import pytest
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-import methods
-from bench import cli, report, results, runner, scoring, suite
-from bench.data.root import dataset_checksum
-from bench.results import ResultError
+from uqbench import methods
+from uqbench.bench import cli, report, results, runner, scoring, suite
+from uqbench.bench.data.root import dataset_checksum
+from uqbench.bench.results import ResultError
 
 METHODS = ("single", "deep_ensembles", "mc_dropout")
 TASK = 'name = "digits"\nparams = { dim = 24, depth = 2, heads = 6, epochs = 0.5, batch_size = 128 }'
@@ -74,8 +74,8 @@ def assert_bad_input(capsys, argv: list[str], watched: Path, *needles: str) -> s
 WRAPPER = '''
 import os, signal, sys
 
-import bench.results, bench.runner, bench.train
-from bench.cli import main
+import uqbench.bench.results, uqbench.bench.runner, uqbench.bench.train
+from uqbench.bench.cli import main
 
 MODE, LOG = os.environ["RELIABILITY_MODE"], os.environ.get("RELIABILITY_LOG", "")
 calls = {"n": 0}
@@ -88,7 +88,7 @@ def die():
 
 
 if MODE == "evaluate":  # killed in the middle of the 2nd job, after its fit
-    real_evaluate = bench.runner.evaluate
+    real_evaluate = uqbench.bench.runner.evaluate
 
     def evaluate(*args, **kwargs):
         calls["n"] += 1
@@ -96,9 +96,9 @@ if MODE == "evaluate":  # killed in the middle of the 2nd job, after its fit
             die()
         return real_evaluate(*args, **kwargs)
 
-    bench.runner.evaluate = evaluate
+    uqbench.bench.runner.evaluate = evaluate
 elif MODE == "write":  # killed half-way through writing the 2nd result file
-    real_write = bench.results.write_atomic
+    real_write = uqbench.bench.results.write_atomic
 
     def write_atomic(path, data):
         if path.name.startswith("seed") and path.name.endswith(".json"):
@@ -113,9 +113,9 @@ elif MODE == "write":  # killed half-way through writing the 2nd result file
                 die()
         return real_write(path, data)
 
-    bench.results.write_atomic = write_atomic
+    uqbench.bench.results.write_atomic = write_atomic
 elif MODE in ("fit-kill", "fit-count"):  # log every training; fit-kill: die in the 2nd one
-    real_fit = bench.train.fit
+    real_fit = uqbench.bench.train.fit
 
     def fit(model, batches, *args, **kwargs):
         calls["n"] += 1
@@ -131,7 +131,7 @@ elif MODE in ("fit-kill", "fit-count"):  # log every training; fit-kill: die in 
             return real_fit(model, dying, *args, **kwargs)
         return real_fit(model, batches, *args, **kwargs)
 
-    bench.train.fit = fit
+    uqbench.bench.train.fit = fit
 raise SystemExit(main(sys.argv[1:]))
 '''
 
@@ -312,7 +312,7 @@ def test_rescore_reproduces_the_stored_metrics_and_adds_sweeps(res, capsys):
     assert cli.main(["rescore", "--results", str(res)]) == 0
     assert "rescored 3 result files" in capsys.readouterr().out
     new = {m: results.read(job_dir(res, m) / "seed0.json") for m in METHODS}
-    from bench.rescore import HEADLINE
+    from uqbench.bench.rescore import HEADLINE
 
     for m in METHODS:
         assert new[m]["metrics"] == stored[m]["metrics"], m  # exactly, not approximately
@@ -476,7 +476,7 @@ def test_unset_data_root_defaults_to_data_folder(monkeypatch, tmp_path):
 
 
 def test_damaged_image_reaching_a_task_fails_clearly(tmp_path, watched, capsys, monkeypatch):
-    from bench.tasks import TASKS
+    from uqbench.bench.tasks import TASKS
 
     if "imagefolder" not in TASKS:
         pytest.skip("task kind 'imagefolder' is not registered yet")
@@ -545,9 +545,9 @@ def test_load_refuses_a_pickled_model_file(tmp_path, digits_task):
 
 
 def test_training_cache_refuses_a_pickled_checkpoint(tmp_path, digits_task, monkeypatch):
-    import bench.train
+    import uqbench.bench.train
 
-    monkeypatch.setattr(bench.train, "fit", lambda model, *a, **k: model.eval())  # no need to train
+    monkeypatch.setattr(uqbench.bench.train, "fit", lambda model, *a, **k: model.eval())  # no need to train
     digits_task.single_model(0)
     ckpts = list((Path(os.environ["UQBENCH_CACHE"]) / "checkpoints").rglob("*.safetensors"))
     assert len(ckpts) == 1

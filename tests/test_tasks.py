@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bench.data import DataError, MissingData
-from bench.tasks import clip as clip_tasks
-from bench.tasks import create_task, task_params
-from bench.tasks.text import load_minilm
+from uqbench.bench.data import DataError, MissingData
+from uqbench.bench.tasks import clip as clip_tasks
+from uqbench.bench.tasks import create_task, task_params
+from uqbench.bench.tasks.text import load_minilm
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 WNIDS = ["n01440764", "n01443537", "n01484850"]  # tench, goldfish, great white shark

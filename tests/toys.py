@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from transformers import BertConfig, BertModel
 
-from bench.tasks.base import Split, SupervisedTask
-from bench.train import Recipe
-from methods.adapters import from_hf_bert
-from methods.transformer import StreamTransformer
+from uqbench.bench.tasks.base import Split, SupervisedTask
+from uqbench.bench.train import Recipe
+from uqbench.methods.adapters import from_hf_bert
+from uqbench.methods.transformer import StreamTransformer
 
 
 def _token_split(

@@ -5,8 +5,8 @@ strings (``TextSet``); both carry int64 labels and the class names. The data roo
 env ``UQBENCH_DATA`` (default ``./data``); ``UQBENCH_OFFLINE=1`` forbids downloads.
 """
 
-from bench.data.corruptions import CORRUPTIONS, corrupt
-from bench.data.images import (
+from uqbench.bench.data.corruptions import CORRUPTIONS, corrupt
+from uqbench.bench.data.images import (
     ImageSet,
     load_cifar,
     load_image_folder,
@@ -14,7 +14,7 @@ from bench.data.images import (
     load_svhn,
     load_textures,
 )
-from bench.data.root import (
+from uqbench.bench.data.root import (
     DataError,
     FetchFailed,
     MissingData,
@@ -24,7 +24,7 @@ from bench.data.root import (
     fetch_and_extract,
     verify_manifest,
 )
-from bench.data.text import (
+from uqbench.bench.data.text import (
     TextSet,
     load_ag_news,
     load_clinc150,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.data.root import DataError, FetchFailed, MissingData, fetch, fetch_and_extract
+from uqbench.bench.data.root import DataError, FetchFailed, MissingData, fetch, fetch_and_extract
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 # Decoding a few thousand small files takes seconds; below this a cache is not worth it.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data.root import DataError, FetchFailed, MissingData, fetch
+from uqbench.bench.data.root import DataError, FetchFailed, MissingData, fetch
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from methods.base import unknown_name
+from uqbench.methods.base import unknown_name
 
 TASKS: dict[str, Callable[..., Any]] = {}
 
@@ -39,5 +39,5 @@ def create_task(name: str, root: Path | None = None, **params: Any):
     return TASKS[name](root, **params)
 
 
-from bench.tasks import digits  # noqa: E402,F401  (each import registers tasks)
-from bench.tasks import clip, custom, text, vision  # noqa: E402,F401
+from uqbench.bench.tasks import digits  # noqa: E402,F401  (each import registers tasks)
+from uqbench.bench.tasks import clip, custom, text, vision  # noqa: E402,F401

@@ -22,10 +22,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from bench import dist
-from bench import train as training
-from bench.train import Recipe
-from methods.transformer import StreamTransformer
+from uqbench.bench import dist
+from uqbench.bench import train as training
+from uqbench.bench.train import Recipe
+from uqbench.methods.transformer import StreamTransformer
 
 Inputs = Tensor | dict[str, Tensor]
 

@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from bench.data import DataError, MissingData, load_image_folder, load_textures
-from bench.data.root import offline
-from bench.tasks import register_task
-from bench.tasks.base import Preprocess, Split, SupervisedTask, cache_root, config_hash
-from bench.tasks.vision import check_ood_max, image_split, load_optional, ood_split, resolve_root
-from bench.train import Recipe
-from methods.adapters import from_open_clip_visual
+from uqbench.bench.data import DataError, MissingData, load_image_folder, load_textures
+from uqbench.bench.data.root import offline
+from uqbench.bench.tasks import register_task
+from uqbench.bench.tasks.base import Preprocess, Split, SupervisedTask, cache_root, config_hash
+from uqbench.bench.tasks.vision import check_ood_max, image_split, load_optional, ood_split, resolve_root
+from uqbench.bench.train import Recipe
+from uqbench.methods.adapters import from_open_clip_visual
 
 TINY = "tiny-random"
 DEFAULT_FOLDERS = ("imagenet", "imagenet-sample")

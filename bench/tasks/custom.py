@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import DataError, MissingData, load_image_folder, load_text_csv
-from bench.tasks import register_task
-from bench.tasks.base import Preprocess, Split, SupervisedTask, stratified_split, subsample
-from bench.tasks.text import MINILM, check_max_length, load_minilm, minilm_backbone_fn, text_ood_split, text_split
-from bench.tasks.vision import check_ood_max, check_vit, image_split, ood_split, resolve_root, vit_backbone_fn
-from bench.train import Recipe
-from methods.transformer import vit_config
+from uqbench.bench.data import DataError, MissingData, load_image_folder, load_text_csv
+from uqbench.bench.tasks import register_task
+from uqbench.bench.tasks.base import Preprocess, Split, SupervisedTask, stratified_split, subsample
+from uqbench.bench.tasks.text import MINILM, check_max_length, load_minilm, minilm_backbone_fn, text_ood_split, text_split
+from uqbench.bench.tasks.vision import check_ood_max, check_vit, image_split, ood_split, resolve_root, vit_backbone_fn
+from uqbench.bench.train import Recipe
+from uqbench.methods.transformer import vit_config
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.tasks import register_task
-from bench.tasks.base import Preprocess, Split, SupervisedTask, stratified_split
-from bench.train import Recipe
-from methods.transformer import StreamTransformer, init_weights, vit_config
+from uqbench.bench.tasks import register_task
+from uqbench.bench.tasks.base import Preprocess, Split, SupervisedTask, stratified_split
+from uqbench.bench.train import Recipe
+from uqbench.methods.transformer import StreamTransformer, init_weights, vit_config
 
 
 @register_task("digits")

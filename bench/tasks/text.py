@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.data import MissingData, TextSet, load_ag_news, load_clinc150, load_sst2, load_trec
-from bench.data.root import offline
-from bench.tasks import register_task
-from bench.tasks.base import Split, SupervisedTask, head_reinit_copies, subsample
-from bench.tasks.vision import cap, check_ood_max, load_optional, resolve_root
-from bench.train import Recipe
-from methods.adapters import from_hf_bert
-from methods.transformer import StreamTransformer
+from uqbench.bench.data import MissingData, TextSet, load_ag_news, load_clinc150, load_sst2, load_trec
+from uqbench.bench.data.root import offline
+from uqbench.bench.tasks import register_task
+from uqbench.bench.tasks.base import Split, SupervisedTask, head_reinit_copies, subsample
+from uqbench.bench.tasks.vision import cap, check_ood_max, load_optional, resolve_root
+from uqbench.bench.train import Recipe
+from uqbench.methods.adapters import from_hf_bert
+from uqbench.methods.transformer import StreamTransformer
 
 MINILM = "all-MiniLM-L6-v2"
 

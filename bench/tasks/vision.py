@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.data import (
+from uqbench.bench.data import (
     CORRUPTIONS,
     MissingData,
     corrupt,
@@ -32,11 +32,11 @@ from bench.data import (
     load_svhn,
     load_textures,
 )
-from bench.tasks import register_task
-from bench.tasks.base import Preprocess, Split, SupervisedTask, head_reinit_copies, subsample
-from bench.train import Recipe
-from methods.adapters import from_timm_vit
-from methods.transformer import StreamTransformer, init_weights, vit_config
+from uqbench.bench.tasks import register_task
+from uqbench.bench.tasks.base import Preprocess, Split, SupervisedTask, head_reinit_copies, subsample
+from uqbench.bench.train import Recipe
+from uqbench.methods.adapters import from_timm_vit
+from uqbench.methods.transformer import StreamTransformer, init_weights, vit_config
 
 DEFAULT_CORRUPTIONS = ("gaussian_noise", "shot_noise", "gaussian_blur", "contrast", "brightness",
                        "jpeg", "pixelate")

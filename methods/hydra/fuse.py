@@ -25,8 +25,8 @@ import copy
 
 import torch
 
-from methods.hydra.prune import head_rows
-from methods.transformer import StreamTransformer
+from uqbench.methods.hydra.prune import head_rows
+from uqbench.methods.transformer import StreamTransformer
 
 
 def _shared_equal(members: list[StreamTransformer], fork_layer: int) -> None:

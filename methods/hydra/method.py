@@ -45,11 +45,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods.base import ConfigError, Task, UQMethod, register
-from methods.hydra.fuse import fuse
-from methods.hydra.importance import circuit_select, select_heads, taylor_scores
-from methods.hydra.prune import prune
-from methods.transformer import StreamTransformer
+from uqbench.methods.base import ConfigError, Task, UQMethod, register
+from uqbench.methods.hydra.fuse import fuse
+from uqbench.methods.hydra.importance import circuit_select, select_heads, taylor_scores
+from uqbench.methods.hydra.prune import prune
+from uqbench.methods.transformer import StreamTransformer
 
 CRITERIA = ("taylor", "circuit")
 FINETUNE = ("members", "fused")

@@ -1,0 +1,3 @@
+from uqbench.bench.cli import main
+
+raise SystemExit(main())
