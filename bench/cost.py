@@ -3,7 +3,9 @@
 Latency is the median wall time of ``forward_members`` on one sample, throughput the samples
 per second of the median run on a large batch; both after warm-up, with a fixed thread count
 on the CPU and with CUDA synchronisation on a GPU. FLOPs are counted by
-``torch.utils.flop_counter`` (matrix products and attention; a multiply-add counts as 2).
+``torch.utils.flop_counter`` (matrix products and attention; a multiply-add counts as 2), with
+a formula added for the CPU's fused attention kernel, which torch counts as 0; the analytic
+count from the networks' configs (``methods.flops``) is recorded next to it.
 Peak memory is CUDA's peak allocation on a GPU and the peak growth of the process's resident
 memory during the throughput run on the CPU (sampled every millisecond). ``cpu_load`` is the
 one-minute load average per core when the measurement started: above about 1, other work
@@ -21,7 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from uqbench.methods import flops as analytic_flops
 
 Forward = Callable[[Any], torch.Tensor]
 
@@ -71,10 +75,25 @@ def _peak_rss():
         t.join()
 
 
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# torch registers attention formulas for the CUDA kernels only; the CPU kernel then counts 0
+EXTRA_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
+
+
 def flops_per_sample(fn: Forward, x: Any, batch: int) -> float:
-    with FlopCounterMode(display=False) as counter:
+    """FLOPs of ``fn(x)`` per sample of the batch, counted the same way on every device."""
+    with FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS) as counter:
         fn(x)
     return counter.get_total_flops() / batch
+
+
+def analytic(networks: list[tuple[dict, int]], x: Any, dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """The analytic cost (``methods.flops``) of a method's ``inference_networks`` on inputs like ``x``."""
+    a = analytic_flops.network_cost(networks, x, dtype)
+    return {"analytic_flops": a["flops"], "analytic_params": a["params"], "param_bytes": a["param_bytes"]}
 
 
 def measure(
@@ -87,11 +106,14 @@ def measure(
     warmup: int = 3,
     threads: int | None = None,
     dtype: torch.dtype = torch.float32,
+    networks: list[tuple[dict, int]] | None = None,
 ) -> dict[str, float]:
     """Cost of ``fn`` (a no-grad forward returning member logits) on inputs of ``make_inputs(B)``.
 
     Returns ``params``, ``flops`` (per sample), ``latency_ms`` (batch ``batch_sizes[0]``),
-    ``throughput`` (samples/s at ``batch_sizes[1]``), ``peak_mem_mb``, ``threads``, ``dtype``.
+    ``throughput`` (samples/s at ``batch_sizes[1]``), ``peak_mem_mb``, ``threads``, ``dtype``;
+    with ``networks`` (``UQMethod.inference_networks``) also the analytic ``analytic_flops``,
+    ``analytic_params`` and ``param_bytes``.
     """
     if threads is not None and device.type == "cpu":
         torch.set_num_threads(threads)
@@ -115,7 +137,8 @@ def measure(
         with _peak_rss() as mem:
             seconds = _timed(run, x_large, device, 1, max(3, repeats // 2))
         peak = mem["peak"]
-    return {
+    out = analytic(networks, x_small, dtype) if networks else {}
+    return out | {
         "params": float(num_parameters),
         "flops": float(flops),
         "latency_ms": 1000 * latency,

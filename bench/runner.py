@@ -90,8 +90,9 @@ def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, r
 
     t0 = time.perf_counter()
     dtype = getattr(torch, suite.dtype)
+    networks = method.inference_networks(task.backbone(seed).config)
     costs = cost.measure(method.forward_members, task.example_inputs, method.num_parameters(), task.device,
-                         suite.batch_sizes, suite.cost_repeats, threads=suite.threads, dtype=dtype)
+                         suite.batch_sizes, suite.cost_repeats, threads=suite.threads, dtype=dtype, networks=networks)
     costs["members"] = method.num_members
     cost_s = time.perf_counter() - t0
 

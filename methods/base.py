@@ -120,6 +120,12 @@ class UQMethod:
         self._fitted().to(device)
         return self
 
+    def inference_networks(self, backbone: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
+        """``(config, runs per forward_members call)`` of each network this method holds once
+        fitted on a task whose backbone has config ``backbone``, derived without fitting: what
+        the analytic cost model (``methods.flops``) counts."""
+        raise NotImplementedError(f"{self.name}: inference_networks is not implemented")
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self._fitted().parameters())
 

@@ -90,6 +90,9 @@ class BatchEnsemble(UQMethod):
         if isinstance(self.fast_std, bool) or not isinstance(self.fast_std, (int, float)) or not self.fast_std > 0:
             raise ConfigError(f"fast_std must be a positive float, got {self.fast_std!r}")
 
+    def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
+        return [(batch_ensemble_config(backbone, self.num_members), 1)]
+
     def fit(self, task: Task) -> BatchEnsemble:
         """Convert the backbone, initialise the fast weights and train all members at once."""
         self.validate()

@@ -40,6 +40,9 @@ class DeepEnsembles(UQMethod):
         """Training seeds of the members for a job seed."""
         return [seed + SEED_STRIDE * k for k in range(self.num_members)]
 
+    def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
+        return [(backbone, 1)] * self.num_members
+
     def fit(self, task: Task) -> DeepEnsembles:
         """Train (or fetch from the task's cache) the M single models."""
         self.validate()

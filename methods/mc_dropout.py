@@ -43,6 +43,9 @@ class MCDropout(UQMethod):
     def num_members(self) -> int:
         return self.samples
 
+    def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
+        return [(backbone, self.samples)]  # dropout adds no matrix product
+
     def fit(self, task: Task) -> MCDropout:
         """Build the backbone with dropout ``p``; train it when the task allows training."""
         self.validate()

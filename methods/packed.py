@@ -70,6 +70,9 @@ class PackedEnsembles(UQMethod):
         if self.gamma != 1 or isinstance(self.gamma, bool):
             raise ConfigError(f"packed_ensembles supports only gamma=1, got {self.gamma!r}")
 
+    def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
+        return [(packed_config(backbone, self.num_members, float(self.alpha)), 1)]
+
     def fit(self, task: Task) -> PackedEnsembles:
         """Build the packed network from the backbone's config, initialise and train it."""
         self.validate()

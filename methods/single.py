@@ -34,6 +34,9 @@ class Single(UQMethod):
         if not self.lr_scale > 0:
             raise ConfigError(f"lr_scale={self.lr_scale!r} must be > 0")
 
+    def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
+        return [(backbone, 1)]
+
     def fit(self, task: Task) -> Single:
         model = task.single_model(task.seed)
         if self.extra_finetune_frac > 0 and task.trainable:

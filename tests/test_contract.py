@@ -154,3 +154,16 @@ def test_single_extra_finetune_changes_the_model(digits_task):
     tuned = methods.create("single", extra_finetune_frac=0.5).fit(digits_task).forward_members(x)
     torch.testing.assert_close(plain, again, rtol=0, atol=0)
     assert not torch.allclose(plain, tuned)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_analytic_cost_matches_counted(name, fitted):
+    """The method's analytic cost (from the backbone config alone) is what its forward does."""
+    _check(name, "analytic_cost")
+    method, task = fitted[name]
+    x, _ = _batch(task, 4)
+    with torch.no_grad():
+        counted = cost.flops_per_sample(method.forward_members, x, 4)
+    a = cost.analytic(method.inference_networks(task.backbone(0).config), x)
+    assert a["analytic_flops"] == counted
+    assert a["analytic_params"] == method.num_parameters()

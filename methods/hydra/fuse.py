@@ -40,12 +40,12 @@ def _shared_equal(members: list[StreamTransformer], fork_layer: int) -> None:
                                  "freeze the embedding and the blocks before fork_layer")
 
 
-def fused_config(members: list[StreamTransformer], fork_layer: int, merge_mlp: bool) -> dict:
-    """The config of the fused network (see the module docstring)."""
+def fused_config(members: list[dict], fork_layer: int, merge_mlp: bool) -> dict:
+    """The config of the network fusing members of configs ``members`` (see the module docstring)."""
     M = len(members)
-    cfg = copy.deepcopy(members[0].config)
+    cfg = copy.deepcopy(members[0])
     for layer in range(fork_layer, len(cfg["blocks"])):
-        heads = [m.config["blocks"][layer]["heads"][0] for m in members]
+        heads = [m["blocks"][layer]["heads"][0] for m in members]
         cfg["blocks"][layer] = {**cfg["blocks"][layer], "heads": heads, "linear": "grouped",
                                 "mlp_members": 1 if merge_mlp else M, "norm_members": M}
     if cfg.get("final_norm"):
@@ -68,7 +68,7 @@ def fuse(members: list[StreamTransformer], fork_layer: int = 0, merge_mlp: bool 
     _shared_equal(members, fork_layer)
     ref = members[0]
     p0 = next(ref.parameters())
-    fused = StreamTransformer(fused_config(members, fork_layer, merge_mlp)).to(device=p0.device, dtype=p0.dtype)
+    fused = StreamTransformer(fused_config([m.config for m in members], fork_layer, merge_mlp)).to(device=p0.device, dtype=p0.dtype)
 
     fused.embed.load_state_dict(ref.embed.state_dict())
     for layer in range(fork_layer):

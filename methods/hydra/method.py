@@ -46,9 +46,9 @@ import torch
 from torch import nn
 
 from uqbench.methods.base import ConfigError, Task, UQMethod, register
-from uqbench.methods.hydra.fuse import fuse
+from uqbench.methods.hydra.fuse import fuse, fused_config
 from uqbench.methods.hydra.importance import circuit_select, select_heads, taylor_scores
-from uqbench.methods.hydra.prune import prune
+from uqbench.methods.hydra.prune import prune, pruned_config
 from uqbench.methods.transformer import StreamTransformer
 
 CRITERIA = ("taylor", "circuit")
@@ -134,12 +134,12 @@ class Hydra(UQMethod):
             raise ConfigError(f"ood_weight={self.ood_weight!r} must be >= 0")
 
     # -- fit ----------------------------------------------------------------------------
-    def _check_against(self, model: StreamTransformer) -> int:
+    def _check_against(self, config: dict) -> int:
         """Validate the hyper-parameters that depend on the model; return heads kept per layer."""
-        depth = len(model.blocks)
+        depth = len(config["blocks"])
         if self.fork_layer >= depth:
             raise ConfigError(f"fork_layer={self.fork_layer} must be below the model's depth {depth}")
-        H = min(blk.max_heads for blk in model.blocks[self.fork_layer:])
+        H = min(max(b["heads"]) for b in config["blocks"][self.fork_layer:])
         k = self.heads_per_member if self.heads_per_member is not None else max(1, H // self.num_members)
         if k > H:
             raise ConfigError(f"heads_per_member={k} exceeds the {H} heads of each layer")
@@ -162,10 +162,15 @@ class Hydra(UQMethod):
     def _settings(self) -> dict[str, Any]:
         return {k: v for k, v in self.get_params().items() if k not in ("lr_scale", "finetune_frac")}
 
+    def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
+        k = self._check_against(backbone)
+        member = pruned_config(backbone, [k] * (len(backbone["blocks"]) - self.fork_layer), self.fork_layer)
+        return [(fused_config([member] * self.num_members, self.fork_layer, self.merge_mlp), 1)]
+
     def fit(self, task: Task) -> Hydra:
         self.validate()
         base = task.single_model(task.seed).eval()
-        k = self._check_against(base)
+        k = self._check_against(base.config)
         M, fork = self.num_members, self.fork_layer
         epochs = self.finetune_frac * task.epochs
         tune = task.trainable and epochs > 0

@@ -24,13 +24,20 @@ def head_rows(heads: list[int] | Tensor, n_heads: int, head_dim: int, parts: int
     return torch.cat([p * n_heads * head_dim + within for p in range(parts)])
 
 
+def pruned_config(config: dict, kept: list[int], fork_layer: int = 0) -> dict:
+    """The config of a member that keeps ``kept[i]`` heads in block ``fork_layer + i``."""
+    cfg = copy.deepcopy(config)
+    for layer, k in enumerate(kept, start=fork_layer):
+        cfg["blocks"][layer] = {**cfg["blocks"][layer], "heads": [k]}
+    return cfg
+
+
 @torch.no_grad()
 def prune(model: StreamTransformer, head_sets: list[list[int]], fork_layer: int = 0) -> StreamTransformer:
     """A single-member copy of ``model`` keeping ``head_sets[i]`` in block ``fork_layer + i``."""
     depth = len(model.blocks)
     if len(head_sets) != depth - fork_layer:
         raise ValueError(f"{len(head_sets)} head sets for the {depth - fork_layer} blocks from fork_layer={fork_layer}")
-    cfg = copy.deepcopy(model.config)
     state = dict(model.state_dict())
     for layer, keep in enumerate(head_sets, start=fork_layer):
         blk = model.blocks[layer]
@@ -38,7 +45,6 @@ def prune(model: StreamTransformer, head_sets: list[list[int]], fork_layer: int 
             raise ValueError(f"block {layer} has {blk.members} members; prune a single model")
         if not keep or len(set(keep)) != len(keep) or not all(0 <= h < blk.max_heads for h in keep):
             raise ValueError(f"block {layer}: invalid head set {keep} for {blk.max_heads} heads")
-        cfg["blocks"][layer] = {**cfg["blocks"][layer], "heads": [len(keep)]}
         rows = head_rows(keep, blk.max_heads, blk.head_dim).to(blk.qkv.weight.device)
         cols = head_rows(keep, blk.max_heads, blk.head_dim, parts=1).to(blk.proj.weight.device)
         pre = f"blocks.{layer}."
@@ -47,6 +53,6 @@ def prune(model: StreamTransformer, head_sets: list[list[int]], fork_layer: int 
             state[pre + "qkv.bias"] = blk.qkv.bias[:, rows]
         state[pre + "proj.weight"] = blk.proj.weight[:, :, cols]
     ref = next(model.parameters())
-    out = StreamTransformer(cfg).to(device=ref.device, dtype=ref.dtype)
+    out = StreamTransformer(pruned_config(model.config, [len(k) for k in head_sets], fork_layer)).to(device=ref.device, dtype=ref.dtype)
     out.load_state_dict(state)
     return out.train(model.training)
