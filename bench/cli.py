@@ -13,10 +13,22 @@ from pathlib import Path
 RESULTS = Path("results")
 
 
+def results_folder(path: Path, must_hold_results: bool = False) -> Path:
+    """``--results``: a folder (created by ``run`` when absent); for reading, one that holds
+    result files."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--results {path} is a file, not a results folder")
+    if must_hold_results and not any((path / "runs").rglob("*.json")):
+        raise ValueError(f"no result files under {path / 'runs'}: nothing to report (run a suite first, "
+                         f"or pass --results)")
+    return path
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from uqbench.bench import runner, suite
     from uqbench.methods.base import unknown_name
 
+    results_folder(args.results)
     s = suite.load(args.suite)
     if args.seeds:
         seeds = args.seeds.split(",")
@@ -48,7 +60,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from uqbench.bench import report
 
-    out = report.build(args.results, Path(args.out))
+    root = results_folder(args.results, must_hold_results=True)
+    # By default beside the results read, so that another --results never overwrites this one's.
+    out = Path(args.out) if args.out else root.resolve().parent / "leaderboard.md"
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder, not a file")
+    out = report.build(root, out)
     print(f"wrote {out}")
     return 0
 
@@ -56,7 +73,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 def _cmd_rescore(args: argparse.Namespace) -> int:
     from uqbench.bench import rescore
 
-    n = rescore.rescore(args.results, suite=args.suite, max_members=args.max_members)
+    n = rescore.rescore(results_folder(args.results), suite=args.suite, max_members=args.max_members)
     print(f"rescored {n} result files")
     return 0
 
@@ -106,7 +123,7 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=_cmd_run)
     lb = sub.add_parser("leaderboard", help="rebuild leaderboard.md, summary.csv and figures")
     lb.add_argument("--results", type=Path, default=RESULTS)
-    lb.add_argument("--out", default="leaderboard.md")
+    lb.add_argument("--out", help="the leaderboard file (default: leaderboard.md beside the results folder)")
     lb.set_defaults(fn=_cmd_leaderboard)
     rs = sub.add_parser("rescore", help="recompute metrics (and ensemble-size sweeps) from saved logits")
     rs.add_argument("--results", type=Path, default=RESULTS)

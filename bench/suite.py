@@ -22,7 +22,8 @@ A suite is a TOML file (``bench/suites/<name>.toml`` or any path)::
     method = "hydra"          # registered method (defaults to the table's name)
     merge_mlp = false
 
-Unknown keys, names and parameters are rejected before anything runs.
+Unknown keys, names and parameters, values of the wrong type or out of range, repeated task
+names and custom-data paths that do not exist are rejected before anything runs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from uqbench import methods
-from uqbench.bench.tasks import create_task, task_params
+from uqbench.bench.data.root import data_root
+from uqbench.bench.tasks import create_task, task_config
 from uqbench.methods.base import unknown_name
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -121,12 +123,19 @@ def load(name_or_path: str) -> Suite:
     for t in raw.get("tasks", []):
         _check(isinstance(t, dict) and "name" in t and set(t) <= {"name", "kind", "params"}, where,
                f"a [[tasks]] entry needs 'name' and only 'kind', 'params' besides: {t}")
+        _check(isinstance(t["name"], str) and bool(t["name"]), where, f"task name must be a non-empty string: {t}")
+        _check(t["name"] not in {e.name for e in tasks}, where, f"task name {t['name']!r} appears twice")
         kind = t.get("kind", t["name"])
-        valid = task_params(kind)
         params = t.get("params", {})
         _check(isinstance(params, dict), where, f"task {t['name']!r}: params must be a table")
-        bad = sorted(set(params) - set(valid))
-        _check(not bad, where, f"task {t['name']!r} has no parameter {', '.join(bad)} (valid: {', '.join(valid)})")
+        try:  # types, ranges and consistency: checked now, not hours later
+            cfg = task_config(kind, params, label=t["name"])
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        try:  # a user's path with a typo is an error (absent official data is a skip)
+            cfg.check_paths(data_root())
+        except ValueError as e:
+            raise ValueError(f"{where}: task {t['name']!r}: {e}") from None
         tasks.append(TaskEntry(t["name"], kind, params))
     _check(bool(tasks), where, "no [[tasks]]")
 

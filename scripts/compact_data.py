@@ -17,13 +17,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from uqbench.bench.data.images import _class_dirs, _image_files, load_image_folder  # the loader's own listing
+from uqbench.bench.data.images import class_dirs, _image_files, load_image_folder  # the loader's own listing
 
 
 def copy_cifar(src: Path, dst: Path, per_class: dict[str, int]) -> int:
     n = 0
     for split, k in per_class.items():
-        for cls in _class_dirs(src / split):
+        for cls in class_dirs(src / split):
             files = _image_files(src / split / cls)[:k]
             out = dst / split / cls
             out.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+
+import pytest
 
 from uqbench.bench import suite
 
@@ -15,6 +18,13 @@ def test_readme_example_suite_loads(tmp_path):
     assert blocks, "README has no TOML example"
     path = tmp_path / "my-suite.toml"
     path.write_text(blocks[0])
+    root = Path(os.environ["UQBENCH_DATA"])
+    with pytest.raises(ValueError, match="train not found: .*leaves/train"):  # paths are checked on load
+        suite.load(str(path))
+    for folder in ("leaves/train", "leaves/test", "bark", "sky", "tickets"):
+        (root / folder).mkdir(parents=True)
+    for file in ("tickets/train.csv", "tickets/test.csv", "tickets/spam.csv"):
+        (root / file).write_text("body,queue\n")
     s = suite.load(str(path))
     assert [t.kind for t in s.tasks] == ["imagefolder", "textcsv"]
     assert s.tasks[0].params["ood"] == {"bark": "bark", "sky": "sky"}

@@ -442,6 +442,21 @@ BAD_SUITES = {
     "bad dtype": ({"head": HEAD + 'dtype = "float17"\n'}, ("dtype",)),
     "unknown task parameter": ({"tasks": '[[tasks]]\nname = "digits"\nparams = { dims = 24 }\n'},
                                ("task 'digits' has no parameter dims",)),
+    "negative epochs": ({"tasks": '[[tasks]]\nname = "digits"\nparams = { epochs = -3 }\n'},
+                        ("task 'digits'", "epochs must be > 0", "-3")),
+    "epochs not a number": ({"tasks": '[[tasks]]\nname = "digits"\nparams = { epochs = "abc" }\n'},
+                            ("task 'digits'", "epochs must be float", "'abc'")),
+    "dim not divisible by heads": ({"tasks": '[[tasks]]\nname = "digits"\nparams = { dim = 25, heads = 6 }\n'},
+                                   ("dim=25 is not divisible by heads=6",)),
+    "per-class cap of zero": ({"tasks": '[[tasks]]\nname = "cifar10-vit"\nparams = { train_per_class = 0 }\n'},
+                              ("task 'cifar10-vit'", "train_per_class must be > 0")),
+    "unknown corruption": ({"tasks": '[[tasks]]\nname = "cifar10-vit"\nparams = { corruptions = ["fog"] }\n'},
+                           ("unknown corruption 'fog'",)),
+    "duplicate task names": ({"tasks": f'[[tasks]]\n{TASK}\n[[tasks]]\nname = "digits"\n'},
+                             ("task name 'digits' appears twice",)),
+    "custom path typo": ({"tasks": '[[tasks]]\nname = "mine"\nkind = "imagefolder"\n'
+                                   'params = { train = "mine/trian", test = "mine/test" }\n'},
+                         ("task 'mine'", "train not found", "mine/trian")),
 }
 
 
@@ -460,6 +475,29 @@ def test_bad_names_on_the_command_line_fail_clearly(tmp_path, watched, capsys):
     assert_bad_input(capsys, run + [path, "--methods", "singel"], watched, "'singel'", "did you mean single")
     assert_bad_input(capsys, run + [path, "--tasks", "digit"], watched, "'digit'", "did you mean digits")
     assert_bad_input(capsys, run + [path, "--seeds", "0,x"], watched, "--seeds")
+
+
+def test_results_that_is_a_file_fails_clearly(tmp_path, watched, capsys):
+    path, file = write_suite(tmp_path), watched / "runs" / "other" / "keep.txt"
+    for argv in (["run", "--suite", path], ["leaderboard"], ["rescore"]):
+        assert_bad_input(capsys, [*argv, "--results", file], watched, "is a file")
+
+
+def test_leaderboard_refuses_an_empty_results_folder(tmp_path, capsys, monkeypatch):
+    """Run from a folder holding a leaderboard, an empty --results writes nothing anywhere."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "leaderboard.md").write_text("committed")
+    (tmp_path / "empty").mkdir()
+    assert_bad_input(capsys, ["leaderboard", "--results", tmp_path / "empty"], tmp_path, "no result files")
+
+
+def test_leaderboard_writes_beside_the_results_it_read(res, tmp_path, monkeypatch):
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    (tmp_path / "repo" / "leaderboard.md").write_text("committed")
+    assert cli.main(["leaderboard", "--results", str(res)]) == 0
+    assert (tmp_path / "repo" / "leaderboard.md").read_text() == "committed"
+    assert "| `single` |" in (res.resolve().parent / "leaderboard.md").read_text()
 
 
 def test_missing_data_root_fails_clearly(tmp_path, watched, capsys, monkeypatch):

@@ -20,7 +20,7 @@ from PIL import Image
 from uqbench.bench.data import DataError, MissingData
 from uqbench.bench.tasks import clip as clip_tasks
 from uqbench.bench.tasks import create_task, task_params
-from uqbench.bench.tasks.text import load_minilm
+from uqbench.bench.tasks.common import load_encoder
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 WNIDS = ["n01440764", "n01443537", "n01484850"]  # tench, goldfish, great white shark
@@ -194,7 +194,7 @@ def test_clinc150_minilm_builds_and_forwards(text_data):
     x, y = next(task.batches("val", seed=0))
     assert model(x).shape == (1, len(y), 3)
     # pretrained encoder, fresh seeded head; the converted base is copied, never shared
-    bert, _ = load_minilm()
+    bert, _ = load_encoder()
     assert torch.equal(model.embed.word.weight, bert.embeddings.word_embeddings.weight)
     same, other = task.backbone_fn(0), task.backbone_fn(1)
     assert torch.equal(same.head.weight, model.head.weight)
@@ -341,7 +341,7 @@ def test_imagefolder_errors(folder_data):
     (folder_data / "emptyood").mkdir()
     with pytest.raises(DataError, match="no images in .*emptyood"):
         create_task("imagefolder", train="mine/train", test="mine/test", ood={"e": "emptyood"}, **TINY_IF)
-    with pytest.raises(MissingData, match="not found"):
+    with pytest.raises(ValueError, match="train not found: .*mine/absent"):  # a typo is an error, not a skip
         create_task("imagefolder", train="mine/absent", test="mine/test", **TINY_IF)
 
 
@@ -386,7 +386,7 @@ def test_textcsv_errors(csv_data):
         create_task("textcsv", test="csv/test.csv")
     with pytest.raises(DataError, match="no column\\(s\\) 'sentence'"):
         create_task("textcsv", train="csv/train.csv", test="csv/test.csv", text_column="sentence")
-    with pytest.raises(DataError, match="ood.csv: no column 'text'"):
+    with pytest.raises(DataError, match="ood.csv: no column\\(s\\) 'text'"):
         write_csv(csv_data / "csv" / "ood.csv", ["body"], [["x"]])
         create_task("textcsv", train="csv/train.csv", test="csv/test.csv", ood={"news": "csv/ood.csv"})
     write_csv(csv_data / "csv" / "test.csv", ["text", "label"], [["only negative", "neg"]])
@@ -395,7 +395,7 @@ def test_textcsv_errors(csv_data):
     write_csv(csv_data / "csv" / "test.csv", ["text", "label"], [["a", "neg"], ["b", "pos"], ["c", "meh"]])
     with pytest.raises(DataError, match="class 'meh' is in the test split"):
         create_task("textcsv", train="csv/train.csv", test="csv/test.csv")
-    with pytest.raises(MissingData, match="CSV file not found"):
+    with pytest.raises(ValueError, match="train not found: .*absent.csv"):
         create_task("textcsv", train="csv/absent.csv", test="csv/test.csv")
 
 
@@ -432,3 +432,43 @@ def test_cifar_timm_model_is_converted_and_upsampled(vision_data, monkeypatch):
     assert a(x).shape == (1, 4, 10)
     assert torch.equal(a.blocks[0].qkv.weight, b.blocks[0].qkv.weight)  # shared pretrained body
     assert not torch.equal(a.head.weight, b.head.weight)  # a new head per seed
+
+
+# --- declarations and committed results ------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+FOUND_IN_DATA = ("ood_sets", "folder_used", "resolved_image_size", "num_classes")
+
+
+def test_committed_results_keep_their_config_hashes():
+    """Every committed result's task config and hash follow from its suite's declaration, so a
+    rerun of a finished suite finds every job done."""
+    from uqbench.bench import runner, suite
+    from uqbench.bench.tasks import task_config
+    from uqbench.bench.tasks.base import config_hash
+
+    files = sorted((REPO / "results" / "runs").rglob("seed*.json"))
+    checked = 0
+    for path in files:
+        obj = json.loads(path.read_text())
+        if obj["status"] != "ok":
+            continue
+        s = suite.load(obj["suite"])
+        t = next(e for e in s.tasks if e.name == obj["task"])
+        m = next(e for e in s.methods if e.name == obj["method"])
+        found = {k: v for k, v in obj["task_config"].items() if k in FOUND_IN_DATA}
+        config = {"task": t.kind, **task_config(t.kind, t.params).as_dict(), **found}
+        assert config == obj["task_config"], path
+        assert config_hash([config, m.method, m.params, obj["seed"]]) == obj["config_hash"], path
+        checked += 1
+    assert checked >= 100 or not files
+    assert runner.job_hash  # the runner hashes the same list (see runner.job_hash)
+
+
+def test_evaluation_fields_stay_out_of_the_training_config():
+    from uqbench.bench.tasks import task_config
+
+    a = task_config("cifar10-vit", {"ood_max": 10, "corruptions": ["contrast"], "test_per_class": 3})
+    b = task_config("cifar10-vit", {})
+    assert a.training() == b.training() and a.as_dict() != b.as_dict()
+    assert task_config("cifar10-vit", {"epochs": 3}).training() != b.training()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from uqbench.bench.data.root import DataError, FetchFailed, MissingData, fetch, fetch_and_extract
+from uqbench.bench.data.root import DataError, FetchFailed, MissingData, check_same_classes, fetch, fetch_and_extract
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 # Decoding a few thousand small files takes seconds; below this a cache is not worth it.
@@ -44,7 +44,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("UQBENCH_CACHE") or Path.home() / ".cache" / "uqbench")
 
 
-def _class_dirs(path: Path) -> list[str]:
+def class_dirs(path: Path) -> list[str]:
+    """The class subfolders of ``path``, sorted (hidden ones left out)."""
     return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
 
 
@@ -123,7 +124,7 @@ def load_image_folder(path: str | os.PathLike, size: int | None,
     path = Path(path)
     if not path.is_dir():
         raise MissingData(f"image folder not found: {path}")
-    classes = list(classes) if classes is not None else _class_dirs(path)
+    classes = list(classes) if classes is not None else class_dirs(path)
     if not classes:
         raise DataError(f"no images in {path}: expected <class>/*.jpg|*.jpeg|*.png subfolders")
     files: list[Path] = []
@@ -160,6 +161,24 @@ def load_image_folder(path: str | os.PathLike, size: int | None,
     if cache_file is not None:
         _write_cache(cache_file, images, label_array)
     return ImageSet(images, label_array, classes)
+
+
+def load_image_dir(path: str | os.PathLike, size: int) -> ImageSet:
+    """Loads a folder in either layout: ``<class>/*`` subfolders, or the images directly
+    (then one class named after the folder), e.g. an OOD set.
+
+    Raises:
+        MissingData: the folder does not exist.
+        DataError: it holds neither images nor class subfolders.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise MissingData(f"image folder not found: {path}")
+    if class_dirs(path):
+        return load_image_folder(path, size)
+    if not _image_files(path):
+        raise DataError(f"no images in {path}: expected *.jpg|*.jpeg|*.png files or <class>/ subfolders")
+    return load_image_folder(path.parent, size, classes=[path.name])
 
 
 def _not_found(what: str, looked: list[str], reason: str) -> MissingData:
@@ -237,15 +256,9 @@ def _load_cifar_archive(folder: Path, spec: dict, split: str) -> ImageSet:
 
 def _matching_classes(folder: Path) -> list[str]:
     """Sorted class list of ``folder/{train,test}``; both splits must agree."""
-    splits = {s: set(_class_dirs(folder / s)) for s in ("train", "test") if (folder / s).is_dir()}
-    if len(splits) == 2 and splits["train"] != splits["test"]:
-        only_train = sorted(splits["train"] - splits["test"])
-        only_test = sorted(splits["test"] - splits["train"])
-        if only_train:
-            raise DataError(f"class {only_train[0]!r} is in {folder / 'train'} "
-                            f"but missing from {folder / 'test'}")
-        raise DataError(f"class {only_test[0]!r} is in {folder / 'test'} "
-                        f"but missing from {folder / 'train'}")
+    splits = {s: class_dirs(folder / s) for s in ("train", "test") if (folder / s).is_dir()}
+    if len(splits) == 2:
+        check_same_classes(splits["train"], splits["test"], folder / "train", folder / "test")
     return sorted(set().union(*splits.values()))
 
 

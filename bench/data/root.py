@@ -40,6 +40,16 @@ class DataError(ValueError):
     """Data is present but damaged or malformed."""
 
 
+def check_same_classes(train: list[str], test: list[str], train_where: object, test_where: object) -> None:
+    """Raise ``DataError`` naming the first class that only one of the two splits has."""
+    only_train = [c for c in train if c not in set(test)]
+    if only_train:
+        raise DataError(f"class {only_train[0]!r} is in {train_where} but missing from the test split {test_where}")
+    only_test = [c for c in test if c not in set(train)]
+    if only_test:
+        raise DataError(f"class {only_test[0]!r} is in the test split {test_where} but missing from {train_where}")
+
+
 def data_root() -> Path:
     """Returns the data root: env ``UQBENCH_DATA``, default ``./data``."""
     return Path(os.environ.get("UQBENCH_DATA") or "data")

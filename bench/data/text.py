@@ -226,6 +226,39 @@ def load_ag_news(root: str | os.PathLike) -> dict[str, TextSet]:
 # --- generic CSV ------------------------------------------------------------------------
 
 
+def _csv_columns(path: Path, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The named columns of every non-empty row of a CSV file with a header row."""
+    if not path.is_file():
+        raise MissingData(f"CSV file not found: {path}")
+    table = _csv_rows(path)
+    present = table[0] if table else []
+    absent = [c for c in columns if c not in present]
+    if absent:
+        raise DataError(f"{path}: no column(s) {', '.join(map(repr, absent))}; "
+                        f"columns present: {', '.join(map(repr, present)) or 'none'}")
+    index = [present.index(c) for c in columns]
+    rows = []
+    for number, row in enumerate(table[1:], 2):
+        if not row:
+            continue
+        if len(row) <= max(index):
+            raise DataError(f"{path}:{number}: {len(row)} field(s), header has {len(present)}")
+        rows.append(tuple(row[i] for i in index))
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def load_text_column(path: str | os.PathLike, column: str) -> list[str]:
+    """The ``column`` of a CSV file with a header row (e.g. an OOD set: no labels read).
+
+    Raises:
+        MissingData: the file does not exist.
+        DataError: the column is absent, a row is short, or there are no rows.
+    """
+    return [text for text, in _csv_columns(Path(path), (column,))]
+
+
 def load_text_csv(path: str | os.PathLike, text_column: str, label_column: str,
                   classes: list[str] | None = None) -> TextSet:
     """Loads a CSV file with a header row.
@@ -239,26 +272,11 @@ def load_text_csv(path: str | os.PathLike, text_column: str, label_column: str,
 
     Raises:
         MissingData: the file does not exist.
-        DataError: a named column is absent (the message lists those present), or a
-            label is not in ``classes``.
+        DataError: a named column is absent (the message lists those present), the file
+            has no rows, or a label is not in ``classes``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MissingData(f"CSV file not found: {path}")
-    table = _csv_rows(path)
-    present = table[0] if table else []
-    absent = [c for c in (text_column, label_column) if c not in present]
-    if absent:
-        raise DataError(f"{path}: no column(s) {', '.join(map(repr, absent))}; "
-                        f"columns present: {', '.join(map(repr, present)) or 'none'}")
-    t, y = present.index(text_column), present.index(label_column)
-    rows = []
-    for number, row in enumerate(table[1:], 2):
-        if not row:
-            continue
-        if len(row) <= max(t, y):
-            raise DataError(f"{path}:{number}: {len(row)} field(s), header has {len(present)}")
-        rows.append((row[t], row[y].strip()))
+    rows = [(text, label.strip()) for text, label in _csv_columns(path, (text_column, label_column))]
     raw_labels = [label for _, label in rows]
     if classes is None:
         distinct = set(raw_labels)

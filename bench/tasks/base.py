@@ -25,9 +25,8 @@ from torch import Tensor, nn
 from uqbench.bench import dist
 from uqbench.bench import train as training
 from uqbench.bench.train import Recipe
+from uqbench.methods.base import Inputs
 from uqbench.methods.transformer import StreamTransformer
-
-Inputs = Tensor | dict[str, Tensor]
 
 
 def config_hash(obj: Any) -> str:
@@ -103,7 +102,8 @@ class SupervisedTask:
     ood: dict[str, Split]  # OOD evaluation sets by name
     backbone_fn: Callable[[int], StreamTransformer]  # seeded fresh model
     recipe: Recipe
-    config: dict[str, Any]  # the resolved task parameters (hashed into results)
+    config: dict[str, Any]  # the whole declaration and what was found in the data (hashed into results)
+    training_config: dict[str, Any]  # the part that determines trained weights (checkpoint keys)
     preprocess: Preprocess | None = None  # None for text
     shift: dict[str, Split] = field(default_factory=dict)  # 'corruption/severity' -> split
     near_ood: tuple[str, ...] = ()  # which OOD sets are near-OOD (the rest are far)

@@ -16,7 +16,9 @@ whole path runs without weights; its results are flagged in the notes as meaning
 
 from __future__ import annotations
 
+import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,9 @@ from safetensors.torch import load_file, save_file
 from uqbench.bench.data import DataError, MissingData, load_image_folder, load_textures
 from uqbench.bench.data.root import offline
 from uqbench.bench.tasks import register_task
-from uqbench.bench.tasks.base import Preprocess, Split, SupervisedTask, cache_root, config_hash
-from uqbench.bench.tasks.vision import check_ood_max, image_split, load_optional, ood_split, resolve_root
+from uqbench.bench.tasks.base import Preprocess, SupervisedTask, cache_root, config_hash
+from uqbench.bench.tasks.common import OODSource, assemble, gather_ood, image_split, ood_split
+from uqbench.bench.tasks.config import TaskConfig, evaluation, positive, require
 from uqbench.bench.train import Recipe
 from uqbench.methods.adapters import from_open_clip_visual
 
@@ -180,88 +183,69 @@ def _classifier(model: Any, tokenizer: Any, classnames: list[str], templates: st
     return emb
 
 
-@register_task("imagenet-zeroshot-clip")
-def imagenet_zeroshot_clip(
-    root=None,
-    model: str = "ViT-B-32",
-    pretrained: str | None = "laion2b_s34b_b79k",
-    folder: str | None = None,
-    image_size: int | None = None,
-    val_fraction: float = 0.1,
-    templates: str = "openai",
-    max_per_class: int | None = None,
-    ood_max: int | None = 2000,
-) -> SupervisedTask:
-    import open_clip
+@dataclass(frozen=True)
+class ZeroShotCLIPConfig(TaskConfig):
+    """``model="tiny-random"`` (or ``pretrained=None``) is a randomly initialised CLIP."""
 
-    name = "imagenet-zeroshot-clip"
-    if templates not in ("openai", "simple"):
-        raise ValueError(f"templates must be 'openai' or 'simple', got {templates!r}")
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    check_ood_max(ood_max)
-    root = resolve_root(root)
-    notes: list[str] = []
+    model: str = "ViT-B-32"
+    pretrained: str | None = "laion2b_s34b_b79k"
+    folder: str | None = None
+    image_size: int | None = None
+    val_fraction: float = 0.1
+    templates: str = "openai"
+    max_per_class: int | None = None
+    ood_max: int | None = evaluation(2000)
 
-    # Weights first: without them there is nothing to evaluate, so do not decode images.
-    pcfg: dict = {}
-    if model == TINY:
-        clip, tokenizer = _tiny_clip(image_size or 32)
+    def validate(self) -> None:
+        require(self.templates in ("openai", "simple"), f"templates must be 'openai' or 'simple', got {self.templates!r}")
+        require(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        positive(self, "image_size", "max_per_class", "ood_max", optional=True)
+
+
+def _load_clip(cfg: ZeroShotCLIPConfig, notes: list[str]) -> tuple[Any, Any, dict]:
+    """The open_clip model, its tokenizer and its pretrained tag's config."""
+    if cfg.model == TINY:
         notes.append(f"model {TINY!r}: randomly initialised CLIP weights; results are meaningless "
                      f"(a pipeline check only)")
-    elif not pretrained:
-        clip, tokenizer = _random_clip(model, image_size)
-        notes.append(f"model {model} without pretrained weights (pretrained=None): randomly initialised; "
+        return (*_tiny_clip(cfg.image_size or 32), {})
+    if not cfg.pretrained:
+        notes.append(f"model {cfg.model} without pretrained weights (pretrained=None): randomly initialised; "
                      f"results are meaningless (a pipeline check only)")
-    else:
-        clip, tokenizer, pcfg = _pretrained_clip(model, pretrained, image_size)
+        return (*_random_clip(cfg.model, cfg.image_size), {})
+    return _pretrained_clip(cfg.model, cfg.pretrained, cfg.image_size)
+
+
+@register_task("imagenet-zeroshot-clip", ZeroShotCLIPConfig)
+def imagenet_zeroshot_clip(cfg: ZeroShotCLIPConfig, root: Path) -> SupervisedTask:
+    import open_clip
+
+    notes: list[str] = []
+    clip, tokenizer, pcfg = _load_clip(cfg, notes)  # weights first: without them, decode no images
     size = int(clip.visual.image_size[0] if isinstance(clip.visual.image_size, (tuple, list))
                else clip.visual.image_size)
-
-    path = _find_folder(root, folder, notes)
-    data = load_image_folder(path, size, max_per_class=max_per_class)
+    path = _find_folder(root, cfg.folder, notes)
+    data = load_image_folder(path, size, max_per_class=cfg.max_per_class)
     classnames = imagenet_classnames(data.classes, path)
     n = len(data)
-    n_val = min(n - 1, max(1, round(val_fraction * n))) if val_fraction > 0 and n > 1 else 0
+    n_val = min(n - 1, max(1, round(cfg.val_fraction * n))) if cfg.val_fraction > 0 and n > 1 else 0
     order = np.random.default_rng(0).permutation(n)
-    val_idx, test_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-    splits = {"test": image_split(data.images, data.labels, test_idx)}
+    splits = {"test": image_split(data.images, data.labels, np.sort(order[n_val:]))}
     if n_val:
-        splits["val"] = image_split(data.images, data.labels, val_idx)
-
-    ood: dict[str, Split] = {}
-    textures = load_optional("Textures", lambda: load_textures(root, size), notes)
-    if textures is not None:
-        ood["textures"] = ood_split(textures.images, ood_max, seed=10)
-
-    key = None if model == TINY or not pretrained else [model, pretrained, templates, classnames]
-    class_emb = _classifier(clip, tokenizer, classnames, templates, key)
+        splits["val"] = image_split(data.images, data.labels, np.sort(order[:n_val]))
+    ood, _ = gather_ood([OODSource("textures", lambda: load_textures(root, size), title="Textures")],
+                        lambda found, seed: ood_split(found.images, cfg.ood_max, seed), notes)
+    key = None if cfg.model == TINY or not cfg.pretrained else [cfg.model, cfg.pretrained, cfg.templates, classnames]
     with torch.no_grad():
-        net = from_open_clip_visual(clip.visual, class_emb, clip.logit_scale.detach())
+        net = from_open_clip_visual(clip.visual, _classifier(clip, tokenizer, classnames, cfg.templates, key),
+                                    clip.logit_scale.detach())
     net.eval()
-
-    def backbone(seed: int):
-        import copy
-
-        return copy.deepcopy(net)  # no random parts: the same model for every seed
-
-    mean = tuple(pcfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
-    std = tuple(pcfg.get("std", open_clip.OPENAI_DATASET_STD))
-    params = dict(model=model, pretrained=pretrained, folder=folder, image_size=image_size,
-                  val_fraction=val_fraction, templates=templates, max_per_class=max_per_class, ood_max=ood_max)
-    return SupervisedTask(
-        name=name,
-        num_classes=len(classnames),
-        splits=splits,
-        ood=ood,
-        backbone_fn=backbone,
-        recipe=Recipe(epochs=0.0, batch_size=64),
-        config={"task": name, **params, "folder_used": path.name, "resolved_image_size": size,
-                "num_classes": len(classnames), "ood_sets": sorted(ood)},
-        preprocess=Preprocess(mean=mean, std=std, crop_pad=0, flip=False),
-        near_ood=(),
-        trainable=False,
-        pretrained=model != TINY and bool(pretrained),
+    return assemble(
+        "imagenet-zeroshot-clip", cfg, extra={"folder_used": path.name, "resolved_image_size": size,
+                                              "num_classes": len(classnames), "ood_sets": sorted(ood)},
+        num_classes=len(classnames), splits=splits, ood=ood, near_ood=(), notes=notes,
+        backbone_fn=lambda seed: copy.deepcopy(net),  # no random parts: the same model for every seed
+        recipe=Recipe(epochs=0.0, batch_size=64), trainable=False, pretrained=cfg.model != TINY and bool(cfg.pretrained),
+        preprocess=Preprocess(mean=tuple(pcfg.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+                              std=tuple(pcfg.get("std", open_clip.OPENAI_DATASET_STD)), crop_pad=0, flip=False),
         eval_batch_size=128,
-        notes=notes,
     )

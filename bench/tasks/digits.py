@@ -6,34 +6,44 @@ is what the tests and a machine without data use.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from uqbench.bench.tasks import register_task
 from uqbench.bench.tasks.base import Preprocess, Split, SupervisedTask, stratified_split
-from uqbench.bench.train import Recipe
-from uqbench.methods.transformer import StreamTransformer, init_weights, vit_config
+from uqbench.bench.tasks.common import assemble, recipe, vit_backbone_fn
+from uqbench.bench.tasks.config import TaskConfig, check_vit, positive, require
+from uqbench.methods.transformer import vit_config
 
 
-@register_task("digits")
-def digits(
-    root=None,
-    in_classes: int = 6,
-    dim: int = 48,
-    depth: int = 2,
-    heads: int = 6,
-    patch: int = 4,
-    epochs: float = 40,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-) -> SupervisedTask:
+@dataclass(frozen=True)
+class DigitsConfig(TaskConfig):
+    in_classes: int = 6  # digits below this are in-distribution, the others OOD
+    dim: int = 48
+    depth: int = 2
+    heads: int = 6
+    patch: int = 4
+    epochs: float = 40
+    batch_size: int = 64
+    lr: float = 2e-3
+
+    def validate(self) -> None:
+        require(2 <= self.in_classes <= 9, f"in_classes must be from 2 to 9, got {self.in_classes}")
+        positive(self, "dim", "depth", "heads", "patch", "epochs", "batch_size", "lr")
+        check_vit(8, self.dim, self.heads, self.patch)
+
+
+@register_task("digits", DigitsConfig)
+def digits(cfg: DigitsConfig, root=None) -> SupervisedTask:
     from sklearn.datasets import load_digits  # imported here: scikit-learn takes seconds to import
 
     d = load_digits()
     images = (d.images * (255 / 16)).round().astype(np.uint8)[..., None]  # (N, 8, 8, 1)
     labels = d.target.astype(np.int64)
-    ind = np.flatnonzero(labels < in_classes)
-    ood = np.flatnonzero(labels >= in_classes)
+    ind = np.flatnonzero(labels < cfg.in_classes)
+    ood = np.flatnonzero(labels >= cfg.in_classes)
     rest, test = stratified_split(labels[ind], 0.25, seed=0)
     train, val = stratified_split(labels[ind][rest], 0.1, seed=1)
     train, val, test = ind[rest][train], ind[rest][val], ind[test]
@@ -42,22 +52,14 @@ def digits(
         y = np.full(len(idx), -1) if ood_labels else labels[idx]
         return Split(torch.from_numpy(images[idx]), torch.from_numpy(y))
 
-    cfg = vit_config(img_size=8, patch=patch, dim=dim, depth=depth, heads=heads, num_classes=in_classes)
-    cfg["embed"]["in_chans"] = 1
-
-    def backbone(seed: int) -> StreamTransformer:
-        return init_weights(StreamTransformer(cfg))
-
-    params = dict(in_classes=in_classes, dim=dim, depth=depth, heads=heads, patch=patch,
-                  epochs=epochs, batch_size=batch_size, lr=lr)
-    return SupervisedTask(
-        name="digits",
-        num_classes=in_classes,
+    vit = vit_config(img_size=8, patch=cfg.patch, dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
+                     num_classes=cfg.in_classes)
+    vit["embed"]["in_chans"] = 1
+    return assemble(
+        "digits", cfg, num_classes=cfg.in_classes,
         splits={"train": split(train), "val": split(val), "test": split(test)},
         ood={"digits6-9": split(ood, ood_labels=True)},
-        backbone_fn=backbone,
-        recipe=Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=0.01),
-        config={"task": "digits", **params},
+        backbone_fn=vit_backbone_fn(vit), recipe=recipe(cfg, weight_decay=0.01),
         preprocess=Preprocess(mean=(0.3,), std=(0.4,), crop_pad=1, flip=False),  # 4 patches of 4x4 + class token
         near_ood=("digits6-9",),
     )
