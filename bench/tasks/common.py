@@ -21,7 +21,7 @@ import torch
 from uqbench.bench.data import MissingData, corrupt, data_root
 from uqbench.bench.data.root import offline
 from uqbench.bench.tasks.base import Split, SupervisedTask, head_reinit_copies, subsample
-from uqbench.bench.tasks.config import TaskConfig
+from uqbench.bench.tasks.config import TaskConfig, check_vit, non_negative, positive, require
 from uqbench.bench.train import Recipe
 from uqbench.methods.adapters import from_hf_bert, from_timm_vit
 from uqbench.methods.transformer import StreamTransformer, init_weights
@@ -38,6 +38,49 @@ def user_path(root: Path, value: str) -> Path:
     """A path from a suite file: absolute (``~`` expanded), or relative to the data root."""
     p = Path(value).expanduser()
     return p if p.is_absolute() else root / p
+
+
+# --- config parts that several kinds share ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViTFields(TaskConfig):
+    """A ViT trained from scratch at ``image_size`` and its recipe."""
+
+    image_size = 32  # a class constant here; a field of kinds whose image size is a knob
+    dim: int = 192
+    depth: int = 6
+    heads: int = 6
+    patch: int = 4
+    mlp_ratio: float = 4.0
+    epochs: float = 50
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+
+    def validate(self) -> None:
+        positive(self, "image_size", "dim", "depth", "heads", "patch", "mlp_ratio", "epochs", "batch_size", "lr")
+        non_negative(self, "weight_decay")
+        require(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        check_vit(self.image_size, self.dim, self.heads, self.patch)
+
+
+@dataclass(frozen=True)
+class FineTuneFields(TaskConfig):
+    """Fine-tuning a pretrained text encoder: input length and recipe."""
+
+    max_length: int = 64
+    epochs: float = 4
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    head_lr_mult: float = 20.0
+
+    def validate(self) -> None:
+        positive(self, "epochs", "batch_size", "lr", "head_lr_mult")
+        non_negative(self, "weight_decay")
+        require(2 < self.max_length <= 512, f"max_length must be from 3 to 512 tokens, got {self.max_length}")
 
 
 # --- in-distribution splits ------------------------------------------------------------------

@@ -36,7 +36,9 @@ from uqbench.bench.tasks import register_task
 from uqbench.bench.tasks.base import Preprocess, SupervisedTask, stratified_split
 from uqbench.bench.tasks.common import (
     MINILM,
+    FineTuneFields,
     OODSource,
+    ViTFields,
     assemble,
     gather_ood,
     held_out_indices,
@@ -50,8 +52,7 @@ from uqbench.bench.tasks.common import (
     user_path,
     vit_backbone_fn,
 )
-from uqbench.bench.tasks.config import TaskConfig, check_vit, evaluation, non_negative, positive, require
-from uqbench.bench.tasks.text import check_max_length
+from uqbench.bench.tasks.config import TaskConfig, evaluation, positive, require
 from uqbench.methods.transformer import vit_config
 
 
@@ -100,26 +101,13 @@ def _val_split(labels: np.ndarray, classes: list[str], val_fraction: float, wher
 
 
 @dataclass(frozen=True)
-class ImageFolderConfig(_UserData):
+class ImageFolderConfig(_UserData, ViTFields):
     _what = "a folder in ImageFolder layout, <class>/*.jpg"
     image_size: int = 32
-    dim: int = 192
-    depth: int = 6
-    heads: int = 6
-    patch: int = 4
-    mlp_ratio: float = 4.0
-    epochs: float = 50
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
 
     def validate(self) -> None:
-        super().validate()
-        positive(self, "image_size", "dim", "depth", "heads", "patch", "mlp_ratio", "epochs", "batch_size", "lr")
-        non_negative(self, "weight_decay")
-        require(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        check_vit(self.image_size, self.dim, self.heads, self.patch)
+        _UserData.validate(self)
+        ViTFields.validate(self)
 
 
 @register_task("imagefolder", ImageFolderConfig)
@@ -149,23 +137,15 @@ def imagefolder(cfg: ImageFolderConfig, root: Path) -> SupervisedTask:
 
 
 @dataclass(frozen=True)
-class TextCSVConfig(_UserData):
+class TextCSVConfig(_UserData, FineTuneFields):
     _what = "a CSV file with a header row"
     text_column: str = "text"
     label_column: str = "label"
-    max_length: int = 64
-    epochs: float = 4
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    head_lr_mult: float = 20.0
 
     def validate(self) -> None:
-        super().validate()
+        _UserData.validate(self)
+        FineTuneFields.validate(self)
         require(bool(self.text_column) and bool(self.label_column), "text_column and label_column must be non-empty")
-        positive(self, "epochs", "batch_size", "lr", "head_lr_mult")
-        non_negative(self, "weight_decay")
-        check_max_length(self.max_length)
 
 
 @register_task("textcsv", TextCSVConfig)

@@ -20,6 +20,7 @@ from uqbench.bench.tasks import register_task
 from uqbench.bench.tasks.base import SupervisedTask, subsample
 from uqbench.bench.tasks.common import (
     MINILM,
+    FineTuneFields,
     OODSource,
     assemble,
     gather_ood,
@@ -29,34 +30,22 @@ from uqbench.bench.tasks.common import (
     text_ood_split,
     text_split,
 )
-from uqbench.bench.tasks.config import TaskConfig, evaluation, non_negative, positive, require
+from uqbench.bench.tasks.config import evaluation, positive
 
 
 @dataclass(frozen=True)
-class TextConfig(TaskConfig):
+class TextConfig(FineTuneFields):
     """Fine-tuning of a BERT-style ``encoder`` (default all-MiniLM-L6-v2, no network)."""
 
     train_per_class: int | None = None
     val_per_class: int | None = None
     test_per_class: int | None = evaluation(None)
     ood_max: int | None = evaluation(2000)
-    max_length: int = 64
-    epochs: float = 4
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    head_lr_mult: float = 20.0
     encoder: str = MINILM
 
     def validate(self) -> None:
+        super().validate()
         positive(self, "train_per_class", "val_per_class", "test_per_class", "ood_max", optional=True)
-        positive(self, "epochs", "batch_size", "lr", "head_lr_mult")
-        non_negative(self, "weight_decay")
-        check_max_length(self.max_length)
-
-
-def check_max_length(max_length: int) -> None:
-    require(2 < max_length <= 512, f"max_length must be from 3 to 512 tokens, got {max_length}")
 
 
 def _minilm_task(dataset: str, cfg: TextConfig, root) -> SupervisedTask:

@@ -19,6 +19,7 @@ from uqbench.bench.tasks import register_task
 from uqbench.bench.tasks.base import Preprocess, SupervisedTask, subsample
 from uqbench.bench.tasks.common import (
     OODSource,
+    ViTFields,
     assemble,
     gather_ood,
     held_out_indices,
@@ -29,7 +30,7 @@ from uqbench.bench.tasks.common import (
     shift_sets,
     vit_backbone_fn,
 )
-from uqbench.bench.tasks.config import TaskConfig, check_vit, evaluation, non_negative, positive, require
+from uqbench.bench.tasks.config import evaluation, positive, require
 from uqbench.methods.transformer import vit_config
 
 DEFAULT_CORRUPTIONS = ("gaussian_noise", "shot_noise", "gaussian_blur", "contrast", "brightness",
@@ -42,7 +43,7 @@ _STATS = {  # published per-channel pixel statistics
 
 
 @dataclass(frozen=True)
-class CifarViTConfig(TaskConfig):
+class CifarViTConfig(ViTFields):
     """``timm_model`` (e.g. ``vit_base_patch16_224.augreg_in21k``) fine-tunes that pretrained
     ViT at its own resolution (images upsampled per batch) instead of training the small ViT
     given by dim/depth/heads/patch from scratch."""
@@ -50,16 +51,6 @@ class CifarViTConfig(TaskConfig):
     train_per_class: int | None = None
     val_per_class: int = 50
     test_per_class: int | None = evaluation(None)
-    dim: int = 192
-    depth: int = 6
-    heads: int = 6
-    patch: int = 4
-    mlp_ratio: float = 4.0
-    epochs: float = 50
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
     ood_max: int | None = evaluation(2000)
     corruptions: tuple[str, ...] = evaluation(DEFAULT_CORRUPTIONS)
     severities: tuple[int, ...] = evaluation(DEFAULT_SEVERITIES)
@@ -67,12 +58,9 @@ class CifarViTConfig(TaskConfig):
     timm_model: str | None = None
 
     def validate(self) -> None:
-        positive(self, "dim", "depth", "heads", "patch", "mlp_ratio", "epochs", "batch_size", "lr",
-                 "val_per_class", "shift_per_class")
+        super().validate()
+        positive(self, "val_per_class", "shift_per_class")
         positive(self, "train_per_class", "test_per_class", "ood_max", optional=True)
-        non_negative(self, "weight_decay")
-        require(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        check_vit(32, self.dim, self.heads, self.patch)
         bad = [c for c in self.corruptions if c not in CORRUPTIONS]
         require(not bad, f"unknown corruption {bad[0]!r} (valid: {', '.join(sorted(CORRUPTIONS))})" if bad else "")
         require(all(1 <= s <= 5 for s in self.severities),
