@@ -1,4 +1,4 @@
-"""Command line: ``python -m uqbench {run,leaderboard,rescore,list,verify-data}`` (also ``uqbench``).
+"""Command line: ``python -m uqbench {run,leaderboard,rescore,score,export,list,verify-data}`` (also ``uqbench``).
 
 Bad input (unknown names, malformed suites, missing data roots, corrupt result files) ends with
 a one-line ``error: ...`` and exit status 2; nothing already written is touched.
@@ -7,6 +7,7 @@ a one-line ``error: ...`` and exit status 2; nothing already written is touched.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -78,6 +79,25 @@ def _cmd_rescore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_score(args: argparse.Namespace) -> int:
+    from uqbench.bench import external
+
+    obj = external.score_predictions(args.predictions, args.task, suite=args.suite, name=args.name, seed=args.seed,
+                                     results_root=args.results, force=args.force, command=args.command)
+    m = obj["metrics"]
+    print(f"{obj['method']} on {obj['task']} ({obj['suite']}): acc {m['test/acc']:.4f}, nll {m['test/nll']:.4f}, "
+          f"ece {m['test/ece']:.4f}; wrote the external entry beside {obj['logits']}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from uqbench.bench import external
+
+    out = external.export(args.task, args.out, suite=args.suite)
+    print(f"wrote the evaluation sets of {args.task} ({args.suite}) to {out}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from uqbench import methods
     from uqbench.bench import suite
@@ -130,6 +150,20 @@ def parser() -> argparse.ArgumentParser:
     rs.add_argument("--suite")
     rs.add_argument("--max-members", type=int, default=None)
     rs.set_defaults(fn=_cmd_rescore)
+    sc = sub.add_parser("score", help="score saved predictions (.npz) as an external leaderboard entry")
+    sc.add_argument("--task", required=True, help="a task of the suite")
+    sc.add_argument("--predictions", type=Path, required=True, help="npz: one (M, N, C) or (N, C) array per set")
+    sc.add_argument("--name", help="entry name (default: the file's stem)")
+    sc.add_argument("--suite", default="standard", help="the suite whose task definition to score against")
+    sc.add_argument("--seed", type=int, default=0, help="the entry's seed label")
+    sc.add_argument("--results", type=Path, default=RESULTS)
+    sc.add_argument("--force", action="store_true", help="replace an existing entry of that name and seed")
+    sc.set_defaults(fn=_cmd_score)
+    ex = sub.add_parser("export", help="write a task's evaluation sets (ids, labels, inputs) in scoring order")
+    ex.add_argument("--task", required=True)
+    ex.add_argument("--suite", default="standard")
+    ex.add_argument("--out", type=Path, required=True, help="a new folder")
+    ex.set_defaults(fn=_cmd_export)
     sub.add_parser("list", help="list tasks, methods and suites").set_defaults(fn=_cmd_list)
     v = sub.add_parser("verify-data", help="check a data root against its MANIFEST of checksums")
     v.add_argument("--root")
@@ -139,7 +173,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    args.command = "python -m uqbench " + shlex.join(argv)
     from uqbench.bench.data.root import DataError, MissingData
     from uqbench.bench.results import ResultError
 

@@ -86,7 +86,7 @@ def _quality_cost(by_method: dict[str, list[dict]], title: str):
     ref = np.mean([j["cost"]["latency_ms"] for j in by_method.get("single", [])] or [math.nan])
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
     for m, js in by_method.items():
-        x = np.mean([j["cost"]["latency_ms"] for j in js]) / ref
+        x = np.mean([j["cost"].get("latency_ms", math.nan) for j in js]) / ref
         for ax, key in zip(axes, ("ood_mean/auroc_msp", "test/nll")):
             vals = [j["metrics"][key] for j in js if key in j["metrics"]]
             if vals and not math.isnan(x):

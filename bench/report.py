@@ -127,10 +127,10 @@ def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[s
     rows = []
     for m in names:
         js = by_method[m]
-        row = [f"`{m}`", str(js[0]["cost"].get("members", "")), str(len(js))]
+        row = [f"`{m}`{' (external)' if 'external' in js[0] else ''}", str(js[0]["cost"].get("members", "")), str(len(js))]
         row += [columns[t][m] for _, t, _ in present]
         for key, _ in COST:
-            r = _mean([j["cost"][key] for j in js]) / ref[key] if ref.get(key) else math.nan
+            r = _mean([j["cost"].get(key, math.nan) for j in js]) / ref[key] if ref.get(key) else math.nan
             row.append("–" if math.isnan(r) else f"{r:.2f}")
         rows.append(row)
     lines = [f"### Task `{task}`", ""]
@@ -279,7 +279,7 @@ def cost_section(jobs: list[dict], timings: Sequence[costbench.Timing]) -> list[
         return []
     rows = []
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    for j in jobs:
+    for j in (j for j in jobs if "latency_ms" in j["cost"]):  # entries scored from saved predictions have no cost
         key = (j["suite"], j["task"], _device(j), str(j["cost"].get("dtype", "?")))
         groups[key].append(j)
     for (suite, task, device, dtype), js in sorted(groups.items()):

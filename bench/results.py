@@ -2,7 +2,8 @@
 
 Layout: ``<results>/runs/<suite>/<task>/<method>/seed<k>.json`` with the member logits beside
 it (``seed<k>.logits.npz``, float16), and ``<results>/runs/<suite>/<task>/skipped.json`` for a
-task whose data or weights are missing.
+task whose data or weights are missing. Entries scored from outside the suite's methods live
+under ``<results>/runs/external/<suite>/<task>/<name>/`` and carry an ``external`` field.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class JobId:
 def skip_path(root: Path, suite: str, task: str, method: str | None = None) -> Path:
     base = root / "runs" / suite / task
     return (base / method if method else base) / "skipped.json"
+
+
+def external_path(root: Path, suite: str, task: str, name: str, seed: int) -> Path:
+    """An entry scored from outside the suite's methods (``bench.external``)."""
+    return root / "runs" / "external" / suite / task / name / f"seed{seed}.json"
 
 
 def validate(obj: Any, where: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from uqbench.bench import cost, dist, results, scoring
 from uqbench.bench.data.root import MissingData, data_root
 from uqbench.bench.results import JobId, ResultError
 from uqbench.bench.suite import MethodEntry, Suite, build_task
-from uqbench.bench.tasks.base import SupervisedTask, cache_root, config_hash
+from uqbench.bench.tasks.base import Inputs, SupervisedTask, cache_root, config_hash
 
 LOGITS_COMMIT_LIMIT = 2 * 2**20  # larger logit files go to the cache, not the repository
 
@@ -54,15 +54,51 @@ class RunReport:
 
 
 @torch.no_grad()
-def evaluate(method: methods.UQMethod, task: SupervisedTask) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Member logits ``(M, N, C)`` and labels of every evaluated set."""
-    method.eval()
+def evaluate(forward: Callable[[Inputs], torch.Tensor], task: SupervisedTask) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Member logits ``(M, N, C)`` of ``forward`` and labels of every evaluated set."""
     logits, labels = {}, {}
     for name, split in task.eval_sets().items():
-        chunks = [method.forward_members(x).float().cpu() for x, _ in task.iterate(split, task.eval_batch_size)]
+        chunks = [forward(x).float().cpu() for x, _ in task.iterate(split, task.eval_batch_size)]
         logits[name] = torch.cat(chunks, dim=1).numpy()
         labels[name] = split.y.numpy()
     return logits, labels
+
+
+def make_record(task: SupervisedTask, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                root: Path | None = None, path: Path | None = None, **fields) -> dict:
+    """The result object of member logits of every evaluated set: metrics of the float16-rounded
+    logits (those saved, so that ``rescore`` reproduces every number) and the task's facts, plus
+    ``fields`` (suite, method, seed, params, config_hash, cost, wall, ...). With ``root``, the
+    logits are saved beside ``path`` (or in the cache when large) and the result is written."""
+    logits = {k: v.astype(np.float16).astype(np.float32) for k, v in logits.items()}
+    obj = {
+        "schema": results.SCHEMA_VERSION, "status": "ok", "task": task.name, "task_config": task.config,
+        "metrics": scoring.score(logits, labels, task.near_ood), "extra": {}, "logits": "",
+        "provenance": results.provenance(str(task.device)), "near_ood": list(task.near_ood), "notes": task.notes,
+        **fields,
+    }
+    if root is None:
+        return results.validate(obj, f"result of {task.name}")
+    rel = path.relative_to(root).with_suffix(".logits.npz")
+    logits_path = root / rel
+    results.save_logits(logits_path, logits, labels)
+    obj["logits"] = str(rel)
+    if logits_path.stat().st_size > LOGITS_COMMIT_LIMIT:
+        dest = cache_root() / "logits" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        logits_path.replace(dest)
+        obj["logits"] = f"cache:{rel}"
+    results.write(path, obj)
+    return obj
+
+
+def measure_cost(suite: Suite, task: SupervisedTask, forward: Callable[[Inputs], torch.Tensor],
+                 num_parameters: int, networks: list[tuple[dict, int]] | None = None) -> dict:
+    """Inference cost of ``forward`` on the task's inputs, as the suite asks it measured
+    (``networks``: the method's, for the analytic count)."""
+    return cost.measure(forward, task.example_inputs, num_parameters, task.device, suite.batch_sizes,
+                        suite.cost_repeats, threads=suite.threads, dtype=getattr(torch, suite.dtype),
+                        networks=networks)
 
 
 def job_hash(task: SupervisedTask, entry: MethodEntry, seed: int) -> str:
@@ -81,41 +117,21 @@ def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, r
     if not dist.is_main():  # under torchrun, rank 0 alone evaluates, measures and writes
         return {}
     seed_everything(seed)
+    method.eval()
     t0 = time.perf_counter()
-    logits, labels = evaluate(method, task)
+    logits, labels = evaluate(method.forward_members, task)
     eval_s = time.perf_counter() - t0
-    # Score the float16 logits that are saved, so that `rescore` reproduces every number.
-    logits = {k: v.astype(np.float16).astype(np.float32) for k, v in logits.items()}
-    metric_values = scoring.score(logits, labels, task.near_ood)
 
     t0 = time.perf_counter()
-    dtype = getattr(torch, suite.dtype)
     networks = method.inference_networks(task.backbone(seed).config)
-    costs = cost.measure(method.forward_members, task.example_inputs, method.num_parameters(), task.device,
-                         suite.batch_sizes, suite.cost_repeats, threads=suite.threads, dtype=dtype, networks=networks)
-    costs["members"] = method.num_members
+    costs = {**measure_cost(suite, task, method.forward_members, method.num_parameters(), networks),
+             "members": method.num_members}
     cost_s = time.perf_counter() - t0
-
-    rel = job.path(root).relative_to(root).with_suffix(".logits.npz")
-    logits_path = root / rel
-    results.save_logits(logits_path, logits, labels)
-    if logits_path.stat().st_size > LOGITS_COMMIT_LIMIT:
-        dest = cache_root() / "logits" / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        logits_path.replace(dest)
-        ref = f"cache:{rel}"
-    else:
-        ref = str(rel)
-    obj = {
-        "schema": results.SCHEMA_VERSION, "status": "ok", "suite": suite.name, "task": task.name,
-        "method": entry.name, "seed": seed, "params": {"method": entry.method, **method.get_params()},
-        "task_config": task.config, "config_hash": job_hash(task, entry, seed), "metrics": metric_values,
-        "cost": costs, "wall": {"fit_s": fit_s, "eval_s": eval_s, "cost_s": cost_s},
-        "provenance": results.provenance(str(task.device)), "extra": method.extra_ or {},
-        "logits": ref, "near_ood": list(task.near_ood), "notes": task.notes,
-    }
-    results.write(job.path(root), obj)
-    return obj
+    return make_record(
+        task, logits, labels, root, job.path(root), suite=suite.name, method=entry.name, seed=seed,
+        params={"method": entry.method, **method.get_params()}, config_hash=job_hash(task, entry, seed),
+        cost=costs, wall={"fit_s": fit_s, "eval_s": eval_s, "cost_s": cost_s}, extra=method.extra_ or {},
+    )
 
 
 def checked_data_root() -> Path:
