@@ -1,4 +1,5 @@
-"""Aggregate result files into ``results/summary.csv``, ``leaderboard.md`` and figures.
+"""Aggregate result files into ``results/summary.csv``, ``leaderboard.md`` (and its HTML page,
+``bench/html.py``), ``results/runs.json`` and figures.
 
 Everything here is derived from the result files alone (no training). A result file that is
 unreadable or does not match the schema stops the report with its name: it never silently
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uqbench.bench import costbench, results
+from uqbench.bench import costbench, html, results
 
 # (metric key, column title, higher is better)
 MAIN = [
@@ -375,7 +376,8 @@ def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str],
 
 
 def build(root: Path, out: Path) -> Path:
-    """Write ``root/summary.csv``, figures under ``root/figures`` and the leaderboard ``out``."""
+    """Write ``root/summary.csv``, figures under ``root/figures``, the leaderboard ``out``, its
+    HTML page beside it (``.html``) and every run as ``root/runs.json``."""
     from uqbench.bench import figures as figs
 
     jobs, skipped = load_all(root)
@@ -383,5 +385,7 @@ def build(root: Path, out: Path) -> Path:
     df = summary_frame(jobs)
     results.write_atomic(root / "summary.csv", df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     made = figs.make_all(root, jobs, out.parent)
-    results.write_atomic(out, render(jobs, skipped, made, timings))
+    md = render(jobs, skipped, made, timings)
+    results.write_atomic(out, md)
+    html.write(md, jobs, skipped, out.with_suffix(".html"), root / "runs.json")
     return out
