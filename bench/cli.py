@@ -141,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--launcher", choices=["local", "ray"], default="local")
     r.add_argument("--address", help="Ray cluster address (with --launcher ray)")
     r.set_defaults(fn=_cmd_run)
-    lb = sub.add_parser("leaderboard", help="rebuild leaderboard.md, summary.csv and figures")
+    lb = sub.add_parser("leaderboard", help="rebuild leaderboard.md and .html, summary.csv, runs.json and figures")
     lb.add_argument("--results", type=Path, default=RESULTS)
     lb.add_argument("--out", help="the leaderboard file (default: leaderboard.md beside the results folder)")
     lb.set_defaults(fn=_cmd_leaderboard)
