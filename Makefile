@@ -6,12 +6,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUITE  ?= quick
 RESULTS ?= results
+# optional-dependency groups installed into .venv; CI adds the Ray launcher's (EXTRAS=test,ray)
+EXTRAS ?= test
 
 .PHONY: install test bench leaderboard reproduce cost-benchmark verify-data clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -189,6 +189,16 @@ def _write_skip(root: Path, suite: Suite, task: str, reason: str, method: str | 
     results.write(results.skip_path(root, suite.name, task, method), obj)
 
 
+def not_applicable(cls: type[methods.UQMethod], task: SupervisedTask) -> str | None:
+    """Why a method cannot run on a task (its declared modalities, training on a zero-shot
+    task), or None when it can."""
+    if task.modality not in cls.modalities:
+        return f"applies to {' and '.join(cls.modalities)} tasks; this task is {task.modality}"
+    if not task.trainable and cls.needs_training:
+        return "needs training; this task is zero-shot"
+    return None
+
+
 def select(suite: Suite, only_tasks: list[str] | None, only_methods: list[str] | None):
     """The suite's task and method entries, restricted to the named ones."""
     tasks = [t for t in suite.tasks if not only_tasks or t.name in only_tasks]
@@ -225,8 +235,9 @@ def plan_jobs(
             for entry in entries:
                 job = JobId(suite.name, task.name, entry.name, seed)
                 label = f"{task.name}/{entry.name}/seed{seed}"
-                if not task.trainable and methods.REGISTRY[entry.method].needs_training:
-                    _write_skip(root, suite, task.name, "needs training; this task is zero-shot", entry.name)
+                reason = not_applicable(methods.REGISTRY[entry.method], task)
+                if reason:
+                    _write_skip(root, suite, task.name, reason, entry.name)
                     report.skipped.append(label)
                     bar.update(1)
                 elif not force and dist.agree(_finished(job.path(root), job_hash(task, entry, seed))):

@@ -2,7 +2,8 @@
 
 A method is configured by keyword hyper-parameters only (stored by ``__init__``, checked by
 ``validate``); ``fit(task)`` does all the work and leaves the fitted networks in ``models_``
-(a ``ModuleList`` of ``StreamTransformer``). ``forward_members`` returns member logits of
+(a ``ModuleList`` of ``StreamTransformer``, or of the modules ``build_network`` builds from their
+``config``). ``forward_members`` returns member logits of
 shape ``(M, B, C)``; the predictive distribution is the mean of the member softmaxes.
 
 Methods never read files, know data sets or print: everything data-related comes through the
@@ -41,6 +42,7 @@ class Task(Protocol):
     seed: int  # the job's seed; methods derive member seeds from it
     num_classes: int
     trainable: bool  # False for zero-shot tasks: no training data may be used for gradient steps
+    modality: str  # "image" or "text": what batches() yields
     pretrained: bool  # whether backbone() carries pretrained weights (else random, from scratch)
     epochs: float  # the task's training budget for one model
     device: torch.device
@@ -76,6 +78,7 @@ class UQMethod:
 
     name: ClassVar[str] = ""
     needs_training: ClassVar[bool] = True  # False: applies to zero-shot tasks as it is
+    modalities: ClassVar[tuple[str, ...]] = ("image", "text")  # the task modalities it applies to
 
     models_: nn.ModuleList | None = None  # set by fit
     extra_: dict[str, Any] | None = None  # JSON-able facts about the fit (e.g. head sets)
@@ -151,6 +154,12 @@ class UQMethod:
     def _after_load(self) -> None:
         """Hook for methods that set runtime flags on their networks."""
 
+    @classmethod
+    def build_network(cls, config: dict[str, Any]) -> nn.Module:
+        """An unfitted network from the ``config`` that ``save`` recorded (``load`` fills in the
+        weights); a method whose networks are not ``StreamTransformer``s overrides it."""
+        return StreamTransformer(config)
+
 
 REGISTRY: dict[str, type[UQMethod]] = {}
 
@@ -190,7 +199,7 @@ def load(path: str | Path) -> UQMethod:
     path = Path(path)
     meta = json.loads((path / "method.json").read_text())
     method = create(meta["method"], **meta["params"])
-    method.models_ = nn.ModuleList(StreamTransformer(c) for c in meta["configs"])
+    method.models_ = nn.ModuleList(type(method).build_network(c) for c in meta["configs"])
     method.models_.load_state_dict(load_file(str(path / "model.safetensors")))
     method.extra_ = meta["extra"]
     method._after_load()

@@ -18,7 +18,7 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {}
 
 NAMES = sorted(methods.REGISTRY)
 # small settings so each fit takes seconds
-SMALL = {"mc_dropout": {"samples": 3}}
+SMALL = {"mc_dropout": {"samples": 3}, "tu_resnet": {"arch": 20, "width": 0.25, "gamma": 1}}
 
 
 def _task(cache, monkeypatch):

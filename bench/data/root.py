@@ -69,7 +69,8 @@ def file_digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def _check_digests(path: Path, md5: str | None, sha256: str | None, label: str) -> None:
+def check_digests(path: Path, md5: str | None, sha256: str | None, label: str) -> None:
+    """Raises ``DataError`` naming ``label`` when a file's digest differs from the expected one."""
     for algorithm, expected in (("md5", md5), ("sha256", sha256)):
         if expected is not None:
             actual = file_digest(path, algorithm)
@@ -101,7 +102,7 @@ def fetch(url: str, dest: Path, md5: str | None = None, sha256: str | None = Non
     dest = Path(dest)
     if dest.is_file():
         try:
-            _check_digests(dest, md5, sha256, str(dest))
+            check_digests(dest, md5, sha256, str(dest))
             return dest
         except DataError:
             pass  # a stale or partial copy: download again
@@ -118,7 +119,7 @@ def fetch(url: str, dest: Path, md5: str | None = None, sha256: str | None = Non
         with os.fdopen(fd, "wb") as out:
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
                 shutil.copyfileobj(response, out, length=1 << 20)
-        _check_digests(tmp, md5, sha256, f"download of {url}")
+        check_digests(tmp, md5, sha256, f"download of {url}")
         os.replace(tmp, dest)
     except DataError:
         raise

@@ -277,7 +277,17 @@ def load_text_csv(path: str | os.PathLike, text_column: str, label_column: str,
     """
     path = Path(path)
     rows = [(text, label.strip()) for text, label in _csv_columns(path, (text_column, label_column))]
-    raw_labels = [label for _, label in rows]
+    labels, classes = label_indices([label for _, label in rows], classes, f"{path}: label", label_column)
+    return TextSet([t for t, _ in rows], labels, classes)
+
+
+def label_indices(raw_labels: list[str], classes: list[str] | None, where: str,
+                  column: str) -> tuple[np.ndarray, list[str]]:
+    """Label values as written -> int64 indices into ``classes`` and the classes.
+
+    ``classes`` defaults to the distinct values, sorted numerically if all are integers,
+    else as strings. A value outside ``classes`` raises ``DataError`` starting with ``where``.
+    """
     if classes is None:
         distinct = set(raw_labels)
         if all(v.lstrip("-").isdigit() for v in distinct):
@@ -288,7 +298,5 @@ def load_text_csv(path: str | os.PathLike, text_column: str, label_column: str,
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(raw_labels) - index.keys())
     if unknown:
-        raise DataError(f"{path}: label {unknown[0]!r} in column {label_column!r} "
-                        f"is not one of the classes {classes}")
-    labels = np.asarray([index[v] for v in raw_labels], dtype=np.int64)
-    return TextSet([t for t, _ in rows], labels, list(classes))
+        raise DataError(f"{where} {unknown[0]!r} in column {column!r} is not one of the classes {classes}")
+    return np.asarray([index[v] for v in raw_labels], dtype=np.int64), list(classes)

@@ -119,6 +119,11 @@ class SupervisedTask:
         return self.recipe.epochs
 
     @property
+    def modality(self) -> str:
+        """``"image"`` or ``"text"`` (text splits need no preprocessing)."""
+        return "text" if self.preprocess is None else "image"
+
+    @property
     def hash(self) -> str:
         return config_hash(self.config)
 

