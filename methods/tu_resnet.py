@@ -88,6 +88,11 @@ class TUResNet(UQMethod):
     def build_network(cls, config: dict[str, Any]) -> nn.Module:
         return TUEnsemble(config)
 
+    def inference_networks(self, backbone: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
+        """None: the analytic cost model describes stream transformers; a CNN's FLOPs are the
+        ones ``torch.utils.flop_counter`` counts."""
+        return []
+
     def fit(self, task: Task) -> TUResNet:
         """Build the ensemble for the task's image shape and classes, then train it."""
         self.validate()

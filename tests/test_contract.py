@@ -14,7 +14,9 @@ from uqbench import methods
 from uqbench.bench import cost
 from uqbench.bench.tasks import create_task
 
-EXPECTED_FAILURES: dict[str, dict[str, str]] = {}
+EXPECTED_FAILURES: dict[str, dict[str, str]] = {
+    "tu_resnet": {"analytic_cost": "the analytic cost model describes stream transformers, not CNNs"},
+}
 
 NAMES = sorted(methods.REGISTRY)
 # small settings so each fit takes seconds
