@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from uqbench.bench.claims import COST_BENCH_REFERENCE, COST_BENCH_SUBJECT
 from uqbench.bench.results import ResultError
 
 CLAIMED_RATIO = 1.07  # Hydra's latency relative to one model in bfloat16, as the paper states
@@ -53,12 +54,13 @@ def _groups(timings: list[Timing]) -> dict[tuple[str, str, int], dict[str, Timin
     return groups
 
 
-def ratios(timings: list[Timing], method: str = "hydra") -> list[tuple[Timing, float]]:
-    """``(timing of method, its median / single's median)`` for every file, scale and batch."""
+def ratios(timings: list[Timing]) -> list[tuple[Timing, float]]:
+    """``(timing of Hydra, its median / the single model's)`` for every file, scale and batch."""
+    hydra, one = COST_BENCH_SUBJECT, COST_BENCH_REFERENCE
     out = []
     for by_method in _groups(timings).values():
-        if method in by_method and "single" in by_method:
-            out.append((by_method[method], by_method[method].median_s / by_method["single"].median_s))
+        if hydra in by_method and one in by_method:
+            out.append((by_method[hydra], by_method[hydra].median_s / by_method[one].median_s))
     return out
 
 
@@ -73,8 +75,8 @@ def table_rows(timings: list[Timing]) -> list[list[str]]:
     """One row per file, backbone, batch and network: median time and ratio to ``single``."""
     rows = []
     for (file, scale, batch), by_method in sorted(_groups(timings).items()):
-        one = by_method.get("single")
-        for m in sorted(by_method, key=lambda m: (m != "single", m)):
+        one = by_method.get(COST_BENCH_REFERENCE)
+        for m in sorted(by_method, key=lambda m: (m != COST_BENCH_REFERENCE, m)):
             t = by_method[m]
             ratio = f"×{t.median_s / one.median_s:.2f}" if one else "–"
             rows.append([f"`{file}`", f"{t.device}, {t.dtype}", scale, str(batch), f"`{m}`", str(t.members),

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from uqbench.bench import metrics, results  # noqa: E402
+from uqbench.bench import metrics, results, verdicts  # noqa: E402
 from uqbench.bench.scoring import softmax  # noqa: E402
 
 
@@ -82,8 +82,8 @@ def _risk_coverage(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str)
     return fig
 
 
-def _quality_cost(by_method: dict[str, list[dict]], title: str):
-    ref = np.mean([j["cost"]["latency_ms"] for j in by_method.get("single", [])] or [math.nan])
+def _quality_cost(by_method: dict[str, list[dict]], reference: str | None, title: str):
+    ref = np.mean([j["cost"]["latency_ms"] for j in by_method.get(reference, [])] or [math.nan])
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
     for m, js in by_method.items():
         x = np.mean([j["cost"].get("latency_ms", math.nan) for j in js]) / ref
@@ -108,13 +108,14 @@ def make_all(root: Path, jobs: list[dict], link_base: Path) -> dict[tuple[str, s
     out: dict[tuple[str, str], dict[str, str]] = {}
     fig_dir = root / "figures"
     for (suite, task), by_method in sorted(groups.items()):
-        by_method = dict(sorted(by_method.items(), key=lambda kv: (kv[0] != "single", kv[0])))
+        one = verdicts.reference_entry([j for js in by_method.values() for j in js])
+        by_method = dict(sorted(by_method.items(), key=lambda kv: (kv[0] != one, kv[0])))
         made = {}
         stem = f"{suite}__{task}"
         pooled = {m: p for m, js in by_method.items() if (p := _pooled_test_probs(root, js)) is not None}
         left_out = [m for m in by_method if m not in pooled]
         note = f"\n(not drawn, logits not in the results folder: {', '.join(left_out)})" if left_out else ""
-        drawers = {"quality-vs-cost": lambda: _quality_cost(by_method, f"{task} ({suite}): quality against cost")}
+        drawers = {"quality-vs-cost": lambda: _quality_cost(by_method, one, f"{task} ({suite}): quality against cost")}
         if pooled:
             drawers["reliability"] = lambda: _reliability(pooled, f"{task} ({suite}): reliability{note}")
             drawers["risk-coverage"] = lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage{note}")

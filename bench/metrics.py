@@ -124,6 +124,14 @@ def _confidence_and_correct(probs: Any, labels: Any) -> tuple[np.ndarray, np.nda
     return mean.max(axis=1), mean.argmax(axis=1) == y
 
 
+def bin_index(conf: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """Calibration bin of each confidence: bin i covers ``(i / n_bins, (i + 1) / n_bins]``, the
+    first also 0."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # side="left" puts a value equal to an upper edge into the lower bin: (lo, hi].
+    return np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+
+
 def reliability_curve(probs: Any, labels: Any, n_bins: int = 15) -> dict[str, np.ndarray]:
     """Reliability diagram data of the mean prediction (binning as in the module docstring).
 
@@ -141,8 +149,7 @@ def reliability_curve(probs: Any, labels: Any, n_bins: int = 15) -> dict[str, np
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     conf, correct = _confidence_and_correct(probs, labels)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # side="left" puts a value equal to an upper edge into the lower bin: (lo, hi].
-    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    idx = bin_index(conf, n_bins)
     count = np.bincount(idx, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         confidence = np.bincount(idx, weights=conf, minlength=n_bins) / count

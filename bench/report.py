@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uqbench.bench import costbench, html, results
+from uqbench.bench import claims, costbench, html, intervals, results, verdicts
 
 # (metric key, column title, higher is better)
 MAIN = [
@@ -114,9 +114,10 @@ def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[s
     by_method: dict[str, list[dict]] = defaultdict(list)
     for j in jobs:
         by_method[j["method"]].append(j)
-    names = sorted(by_method, key=lambda m: (m != "single", m))
+    one = verdicts.reference_entry(jobs)
+    names = sorted(by_method, key=lambda m: (m != one, m))
     present = [(k, t, h) for k, t, h in MAIN if any(k in j["metrics"] for j in jobs)]
-    ref = {k: _mean([j["cost"][k] for j in by_method["single"]]) for k, _ in COST} if "single" in by_method else {}
+    ref = {k: _mean([j["cost"][k] for j in by_method[one]]) for k, _ in COST} if one else {}
 
     columns: dict[str, dict[str, str]] = defaultdict(dict)
     for key, title, higher in present:
@@ -176,101 +177,130 @@ def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[s
     return lines + [""]
 
 
-def _stats(jobs: list[dict], method: str, key: str) -> tuple[float, float, int]:
-    v = [j["metrics"][key] for j in jobs if j["method"] == method and key in j["metrics"]]
-    return (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)) if v else (math.nan, 0.0, 0)
+def _ci(row: dict) -> str:
+    """``+0.012 [-0.003, +0.027]`` (a dagger marks an interval from the seed spread alone)."""
+    if math.isnan(row["diff"]):
+        return "–"
+    if math.isnan(row["lo"]):
+        return f"{row['diff']:+.3f} [no interval]"
+    mark = "†" if row["interval"] == "seeds only" else "‡" if row["seeds"] == 1 else ""
+    return f"{row['diff']:+.3f} [{row['lo']:+.3f}, {row['hi']:+.3f}]{mark}"
 
 
-def _compare(jobs: list[dict], key: str, higher: bool, margin: float = 0.0) -> tuple[str, str] | None:
-    """Hydra against Deep Ensembles on one metric: (measured, verdict) or None if unmeasured.
-
-    "holds" when Hydra is at least as good up to ``margin`` plus one standard deviation of the
-    seed spread (the larger of the two methods')."""
-    h, sh, nh = _stats(jobs, "hydra", key)
-    d, sd, nd = _stats(jobs, "deep_ensembles", key)
-    if not nh or not nd:
-        return None
-    gap = (h - d) if higher else (d - h)
-    ok = gap >= -(margin + max(sh, sd))
-    seeds = f"{min(nh, nd)} seed{'s' if min(nh, nd) > 1 else ''}"
-    return f"Hydra {h:.3f} vs Deep Ensembles {d:.3f} ({seeds})", "holds" if ok else "does not hold"
+INTERVAL_LEGEND = (
+    "Differences are paired (same task, seed, task configuration and test samples) and averaged over seeds, with "
+    "95 % intervals that combine a paired bootstrap over test samples with the seed spread "
+    f"(`bench/intervals.py`: {intervals.N_BOOT} resamples; half-width sqrt(t²(n-1) S²/n + z² C), S² the variance of "
+    "the per-seed differences over the n seeds, C the bootstrap covariance of the differences of two seeds, i.e. "
+    "the test-sample noise that the seeds share; its coverage is tested on synthetic data). † the logits were not "
+    "in the results folder: a t interval over seeds from the stored metrics; ‡ one seed: the interval covers "
+    "test samples only."
+)
 
 
-SUITE_RANK = ("paper", "gpu", "standard", "quick")  # most authoritative first
+def _by_reference(rows: list[dict]) -> dict[tuple, dict[str, dict]]:
+    table: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for r in rows:
+        table[(r["claim"], r["entry"], r["variant"], r["headline_variant"])][r["reference"]] = r
+    return table
 
 
-def _rank(suite: str) -> int:
-    return SUITE_RANK.index(suite) if suite in SUITE_RANK else len(SUITE_RANK)
+def claims_section(jobs: list[dict], skipped: list[dict], timings: Sequence[costbench.Timing],
+                   evidence: verdicts.Evidence) -> list[str]:
+    """The Hydra paper's claims: paired differences with 95 % intervals against each reference
+    role and a verdict, per task; then the cost and zero-shot claims."""
+    ref_label = {r.name: r.label for r in claims.ROLES}
+    refs = claims.REFERENCES
+    lines = ["## Paper claims", "",
+             f"Claims of {claims.PAPER} checked against this benchmark's own result files: {claims.SOURCE}. "
+             f"For every task with a Hydra entry (suites ordered {' > '.join(verdicts.SUITE_RANK)}; `quick` only where "
+             "nothing else ran), each cell is Hydra minus the reference, its 95 % interval and the verdict. "
+             "Roles come from each result's registered method and hyper-parameters, not the entry's name: "
+             "`single` is the reference model with default hyper-parameters, `single-ft` the single model given "
+             "extra fine-tuning, and each Hydra entry is its own row, labelled with its head-scoring criterion; "
+             f"the paper's headline numbers are for {claims.VARIANTS[claims.HEADLINE_VARIANT]} (marked ★). "
+             "Near- and far-OOD sets are reported separately (max-probability score).", "",
+             INTERVAL_LEGEND, "",
+             "Verdict rule, on the interval turned so that positive favours Hydra: *better* holds when it lies "
+             "above 0 and does not hold when it lies below 0; *at least as good* holds when it lies above -margin "
+             "and does not hold when it lies below -margin; *on par* holds when it lies inside ±margin and does not "
+             "hold when it lies wholly outside; anything else, or fewer than 2 paired seeds, is inconclusive. "
+             "Small CPU budgets train far from convergence: read verdicts from `quick` as a pipeline check, not as "
+             "evidence.", ""]
+    lines += _table(["Claim", "Metric"] + [f"vs {ref_label[r]}" for r in refs],
+                    [[c.name, f"`{c.metric}` {'↑' if c.higher else '↓'}"] + [c.tests[r].describe() for r in refs]
+                     for c in claims.CLAIMS]) + [""]
+    rows = verdicts.claim_rows(jobs, evidence)
+    for suite, task in dict.fromkeys((r["suite"], r["task"]) for r in rows):
+        sub = [r for r in rows if r["suite"] == suite and r["task"] == task]
+        body = []
+        for (claim, entry, variant, headline), cells in _by_reference(sub).items():
+            body.append([claim, f"`{entry}`: {variant}{' ★' if headline else ''}"]
+                        + [f"{_ci(cells[r])} **{cells[r]['verdict']}**" if r in cells else "–" for r in refs])
+        lines += [f"### Claims on `{task}` ({suite})", ""]
+        lines += _table(["Claim", "Hydra entry"] + [f"vs {ref_label[r]}" for r in refs], body)
+        notes = sorted({f"`{r['entry']}` vs {ref_label[r['reference']]} (`{r['reference_entry']}`): {r['note']}"
+                        if r["reference_entry"] else f"{ref_label[r['reference']]}: {r['note']}"
+                        for r in sub if r["note"]})
+        lines += ([""] + [f"- {n}" for n in notes] if notes else []) + [""]
+    lines += ["### Cost and zero-shot claims", ""]
+    return lines + _table(["Claim", "Task", "Measured", "Verdict"], _other_claims(jobs, skipped, timings)) + [""]
 
 
-def _claim_suites(jobs: list[dict]) -> list[tuple[str, str]]:
-    """Every (suite, task) with both Hydra and Deep Ensembles results, most authoritative suite
-    first; ``quick`` only for tasks that no other suite has."""
-    have = defaultdict(set)
-    for j in jobs:
-        have[(j["suite"], j["task"])].add(j["method"])
-    pairs = [k for k, ms in have.items() if {"hydra", "deep_ensembles"} <= ms]
-    tasks_beyond_quick = {t for s, t in pairs if s != "quick"}
-    pairs = [(s, t) for s, t in pairs if s != "quick" or t not in tasks_beyond_quick]
-    return sorted(pairs, key=lambda st: (st[1], _rank(st[0]), st[0]))
-
-
-def claims_section(jobs: list[dict], skipped: list[dict], timings: Sequence[costbench.Timing]) -> list[str]:
-    """The Hydra paper's claims, what was measured here for each, and a verdict."""
+def _other_claims(jobs: list[dict], skipped: list[dict], timings: Sequence[costbench.Timing]) -> list[list[str]]:
     rows = []
-    tasks = _claim_suites(jobs)
-    checks = [
-        ("OOD detection at least as good as Deep Ensembles (AUROC, MSP, mean over OOD sets)", "ood_mean/auroc_msp", True, 0.0),
-        ("FPR95 at least as good as Deep Ensembles (mean over OOD sets)", "ood_mean/fpr95_msp", False, 0.0),
-        ("Calibration on par with Deep Ensembles (ECE within 0.01)", "test/ece", False, 0.01),
-        ("Accuracy on par with Deep Ensembles (within 1 point)", "test/acc", True, 0.01),
-    ]
-    for claim, key, higher, margin in checks:
-        for suite, task in tasks:
-            sub = [j for j in jobs if j["suite"] == suite and j["task"] == task]
-            res = _compare(sub, key, higher, margin)
-            if res:
-                rows.append([claim, f"`{task}` ({suite})", res[0], f"**{res[1]}**"])
-    gpu = [j for j in jobs if j["cost"].get("dtype") == "bfloat16"]
-    claim = "Inference cost close to one model: 1.07x the single model's latency in bfloat16"
     measured_any = False
-    for suite, task in tasks:
+    for suite, task in verdicts.claim_groups(jobs):
         sub = [j for j in jobs if j["suite"] == suite and j["task"] == task]
-        h = _mean([j["cost"]["latency_ms"] for j in sub if j["method"] == "hydra"])
-        one = _mean([j["cost"]["latency_ms"] for j in sub if j["method"] == "single"])
-        if math.isnan(h) or math.isnan(one):
+        roles, by_entry = verdicts.entries_by_role(sub)
+        ref = verdicts.reference_entry(sub)
+        one = _mean([j["cost"]["latency_ms"] for j in by_entry.get(ref, [])])
+        if math.isnan(one):
             continue
+        ratios = {e: _mean([j["cost"]["latency_ms"] for j in by_entry[e]]) / one for e in roles[claims.SUBJECT]}
         dtype = sorted({j["cost"].get("dtype", "?") for j in sub})
         device = sorted({_device(j) for j in sub})
-        ratio = h / one
         if "bfloat16" in dtype:
             measured_any = True
-            verdict = costbench.verdict(ratio)
+            found = {e: costbench.verdict(r) for e, r in ratios.items()}
+            verdict = next(iter(found.values())) if len(set(found.values())) == 1 else \
+                "; ".join(f"`{e}`: {v}" for e, v in found.items())
         else:
             verdict = "not applicable: CPU float32, shown for reference (the claim is for bfloat16 on a GPU)"
-        rows.append([claim, f"`{task}` ({suite})", f"Hydra latency {ratio:.2f}x single ({', '.join(device)}, {', '.join(dtype)})", f"**{verdict}**"])
+        measured = ", ".join(f"`{e}` {r:.2f}x" for e, r in ratios.items())
+        rows.append([claims.COST_CLAIM, f"`{task}` ({suite})", f"Hydra latency {measured} single ({', '.join(device)}, "
+                     f"{', '.join(dtype)})", f"**{verdict}**"])
     for t, ratio in costbench.ratios(timings):
         if t.dtype == "bfloat16":
             measured_any = True
-            rows.append([claim, f"{t.scale}, batch {t.batch} (micro-benchmark)",
+            rows.append([claims.COST_CLAIM, f"{t.scale}, batch {t.batch} (micro-benchmark)",
                          f"Hydra {ratio:.2f}x single ({t.device}, {t.dtype}, `{t.file}`)", f"**{costbench.verdict(ratio)}**"])
-    if not gpu and not measured_any:
-        rows.append([claim, "all", "no GPU result files", "**not measurable here**: no GPU was available to this benchmark's runs"])
-    zs = [s for s in skipped if "clip" in s["task"]]
-    zs_jobs = [j for j in jobs if "clip" in j["task"]]
-    claim = "Zero-shot ImageNet-1k with CLIP: Hydra (circuit) improves UQ over the zero-shot model"
-    if zs_jobs:
-        res = _compare(zs_jobs, "ood_mean/auroc_msp", True)
-        rows.append([claim, "`imagenet-zeroshot-clip`", res[0] if res else "see task table", f"**{res[1] if res else 'see task table'}**"])
+    if not measured_any:
+        rows.append([claims.COST_CLAIM, "all", "no GPU result files", "**not measurable here**: no GPU was available to this benchmark's runs"])
+    zs_tasks = sorted({(j["suite"], j["task"]) for j in jobs if j["task_config"].get("task") == claims.ZERO_SHOT_TASK})
+    if zs_tasks:
+        for suite, task in zs_tasks:
+            rows.append([claims.ZERO_SHOT_CLAIM, f"`{task}` ({suite})", "see the claims on this task above", "**see above**"])
     else:
+        zs = [s for s in skipped if s["task"] == claims.ZERO_SHOT_TASK]
         reason = zs[0]["reason"].split(". ")[0][:200] if zs else "task not run"
-        rows.append([claim, "`imagenet-zeroshot-clip`", "–", f"**not measurable here**: {reason}"])
-    lines = ["## Paper claims", "",
-             "Claims of Hydra Ensembles (arXiv 2510.18358) checked against this benchmark's own result files, "
-             f"per task and suite that has both methods (suites ordered {' > '.join(SUITE_RANK)}; `quick` only where nothing else ran). "
-             "\"holds\" allows one standard deviation of the seed spread (plus the stated margin). "
-             "Small CPU budgets train far from convergence: read verdicts from `quick` as a pipeline check, not as evidence.", ""]
-    return lines + _table(["Claim", "Task", "Measured", "Verdict"], rows) + [""]
+        rows.append([claims.ZERO_SHOT_CLAIM, f"`{claims.ZERO_SHOT_TASK}`", "–", f"**not measurable here**: {reason}"])
+    return rows
+
+
+def single_section(rows: list[dict], reference: str) -> list[str]:
+    """The "difference to single" table of one task from ``verdicts.single_rows``."""
+    if not rows:
+        return []
+    metrics = list(dict.fromkeys((r["claim"], r["higher_is_better"]) for r in rows))
+    cells = {(r["entry"], r["claim"]): _ci(r) for r in rows}
+    entries = list(dict.fromkeys(r["entry"] for r in rows))
+    lines = [f"Difference to `{reference}` (entry minus `{reference}`, paired by seed, 95 % interval as in the claims; "
+             "† seed spread only, ‡ one seed):", ""]
+    lines += _table(["Entry"] + [f"{c} {'↑' if h else '↓'}" for c, h in metrics],
+                    [[f"`{e}`"] + [cells.get((e, c), "–") for c, _ in metrics] for e in entries])
+    notes = sorted({f"`{r['entry']}`: {r['note']}" for r in rows if r["note"]})
+    return lines + ([""] + [f"- {n}" for n in notes] if notes else []) + [""]
 
 
 def cost_section(jobs: list[dict], timings: Sequence[costbench.Timing]) -> list[str]:
@@ -287,9 +317,10 @@ def cost_section(jobs: list[dict], timings: Sequence[costbench.Timing]) -> list[
         by_method: dict[str, list[dict]] = defaultdict(list)
         for j in js:
             by_method[j["method"]].append(j)
-        one = _mean([j["cost"]["latency_ms"] for j in by_method.get("single", [])])
-        one_thr = _mean([j["cost"]["throughput"] for j in by_method.get("single", [])])
-        for m in sorted(by_method, key=lambda m: (m != "single", m)):
+        ref = verdicts.reference_entry(js)
+        one = _mean([j["cost"]["latency_ms"] for j in by_method.get(ref, [])])
+        one_thr = _mean([j["cost"]["throughput"] for j in by_method.get(ref, [])])
+        for m in sorted(by_method, key=lambda m: (m != ref, m)):
             c = lambda k: _mean([j["cost"].get(k, math.nan) for j in by_method[m]])  # noqa: E731
             b_small, b_large = by_method[m][0]["cost"].get("batch_small"), by_method[m][0]["cost"].get("batch_large")
             rows.append([
@@ -345,12 +376,12 @@ def _missing_runs(suite_name: str, jobs: list[dict], skipped: list[dict]) -> lis
 
 
 def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str], dict[str, str]],
-           timings: Sequence[costbench.Timing] = ()) -> str:
+           timings: Sequence[costbench.Timing], evidence: verdicts.Evidence) -> str:
     lines = ["# Leaderboard", "",
              "Generated by `make leaderboard` from the result files in `results/runs/`; do not edit by hand.",
              "Per-job numbers are in `results/summary.csv`.", "", LEGEND]
-    lines += claims_section(jobs, skipped, timings)
-    suites = sorted({j["suite"] for j in jobs} | {s["suite"] for s in skipped}, key=lambda s: (_rank(s), s))
+    lines += claims_section(jobs, skipped, timings, evidence)
+    suites = sorted({j["suite"] for j in jobs} | {s["suite"] for s in skipped}, key=lambda s: (verdicts.suite_rank(s), s))
     for suite in suites:
         sj = [j for j in jobs if j["suite"] == suite]
         devices = sorted({_device(j) for j in sj})
@@ -361,7 +392,9 @@ def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str],
                   f"commits: {', '.join(commits) or '–'}; cost dtype: "
                   f"{', '.join(sorted({str(j['cost'].get('dtype', '?')) for j in sj})) or '–'}.", ""]
         for task in sorted({j["task"] for j in sj}):
-            lines += task_section(task, [j for j in sj if j["task"] == task], figures.get((suite, task), {}))
+            tj = [j for j in sj if j["task"] == task]
+            lines += task_section(task, tj, figures.get((suite, task), {}))
+            lines += single_section(verdicts.single_rows(tj, evidence), verdicts.reference_entry(tj) or "")
         missing = _missing_runs(suite, sj, [s for s in skipped if s["suite"] == suite])
         if missing:
             lines += ["Not yet run (the suite resumes them): " + "; ".join(missing) + ".", ""]
@@ -382,10 +415,13 @@ def build(root: Path, out: Path) -> Path:
 
     jobs, skipped = load_all(root)
     timings = costbench.load(root)  # read every input before writing anything
+    evidence = verdicts.Evidence(root)
+    for j in jobs:
+        evidence.replicates(j)  # raises ResultError naming damaged logits
     df = summary_frame(jobs)
     results.write_atomic(root / "summary.csv", df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     made = figs.make_all(root, jobs, out.parent)
-    md = render(jobs, skipped, made, timings)
+    md = render(jobs, skipped, made, timings, evidence)
     results.write_atomic(out, md)
     html.write(md, jobs, skipped, out.with_suffix(".html"), root / "runs.json")
     return out

@@ -1,0 +1,156 @@
+"""The Hydra Ensembles paper's claims and the roles the report reads, as data.
+
+This is the one place in ``bench/`` that names methods. A result's role comes from its registered
+method and hyper-parameters (``params`` in the result file, missing keys taken as the registry's
+defaults), never from the suite entry's name, so a renamed entry keeps its role:
+
+* ``single``: the reference model, registry ``single`` with default hyper-parameters;
+* ``single-ft``: registry ``single`` given extra fine-tuning (``extra_finetune_frac`` > 0), the
+  single model with Hydra's extra training;
+* ``deep_ensembles``: registry ``deep_ensembles`` with default hyper-parameters;
+* ``hydra``: registry ``hydra``, any hyper-parameters; each entry is its own variant, labelled by
+  its head-scoring criterion (Circ or Taylor) and the hyper-parameters it changes.
+
+A claim compares Hydra with reference roles on one metric. Each comparison is a ``Test`` with a
+verdict rule on the 95 % interval of the difference, oriented so that positive means Hydra is
+better (``verdict``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PAPER = "Hydra Ensembles (arXiv 2510.18358)"
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    label: str
+    method: str  # registry name
+    match: Callable[[dict[str, Any], dict[str, Any]], bool]  # (params, registry defaults) -> plays it
+
+
+ROLES = (
+    Role("single", "`single`", "single", lambda p, d: p == d),
+    Role("single-ft", "`single-ft`", "single", lambda p, d: p["extra_finetune_frac"] > 0),
+    Role("deep_ensembles", "Deep Ensembles", "deep_ensembles", lambda p, d: p == d),
+    Role("hydra", "Hydra", "hydra", lambda p, d: True),
+)
+REFERENCE = "single"  # the model every ratio and "difference to single" is taken against
+SUBJECT = "hydra"  # the role whose claims are checked
+REFERENCES = ("deep_ensembles", "single", "single-ft")  # in the claims table's column order
+
+VARIANT_PARAM = "criterion"
+VARIANTS = {"circuit": "Hydra (Circ)", "taylor": "Hydra (Taylor)"}
+HEADLINE_VARIANT = "circuit"  # the paper's headline numbers are for Hydra (Circ)
+
+
+@dataclass(frozen=True)
+class Test:
+    """One comparison of Hydra with one reference: "better", "at least as good" (non-inferior by
+    at most ``margin``) or "on par" (equivalent within +- ``margin``)."""
+
+    kind: str
+    margin: float = 0.0
+
+    def describe(self) -> str:
+        return self.kind if self.kind == "better" else f"{self.kind} (margin {self.margin:g})"
+
+
+def verdict(test: Test, diff: float, lo: float, hi: float, higher: bool, seeds: int) -> str:
+    """"holds", "does not hold" or "inconclusive" from the 95 % interval [lo, hi] of Hydra minus
+    the reference. With g the interval turned so that positive is better for Hydra:
+
+    * better: holds if g > 0 throughout; does not hold if g < 0 throughout;
+    * at least as good: holds if g > -margin throughout; does not hold if g < -margin throughout;
+    * on par: holds if the interval lies inside (-margin, +margin); does not hold if it lies
+      wholly outside [-margin, +margin];
+    * otherwise, without an interval, or with fewer than 2 paired seeds (training variability
+      unmeasured): inconclusive.
+    """
+    if seeds < 2 or math.isnan(lo) or math.isnan(hi):
+        return "inconclusive"
+    glo, ghi = (lo, hi) if higher else (-hi, -lo)
+    m = test.margin
+    if test.kind == "better":
+        ok, bad = glo > 0, ghi < 0
+    elif test.kind == "at least as good":
+        ok, bad = glo > -m, ghi < -m
+    elif test.kind == "on par":
+        ok, bad = -m < glo and ghi < m, glo > m or ghi < -m
+    else:
+        raise ValueError(f"unknown test kind {test.kind!r}")
+    return "holds" if ok else "does not hold" if bad else "inconclusive"
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    metric: str  # result metric key
+    higher: bool  # higher is better
+    tests: dict[str, Test]  # reference role -> comparison
+
+
+def _uq(margin: float) -> dict[str, Test]:
+    """Matches or surpasses Deep Ensembles (the paper's words) and improves on the single model."""
+    return {"deep_ensembles": Test("at least as good", margin), "single": Test("better"), "single-ft": Test("better")}
+
+
+CLAIMS = (
+    Claim("Accuracy", "test/acc", True, {"deep_ensembles": Test("at least as good", 0.01),
+                                         "single": Test("on par", 0.01), "single-ft": Test("on par", 0.01)}),
+    Claim("NLL", "test/nll", False, _uq(0.02)),
+    Claim("ECE", "test/ece", False, {r: Test("at least as good", 0.01) for r in REFERENCES}),
+    Claim("Brier", "test/brier", False, _uq(0.01)),
+    Claim("AUROC near-OOD", "ood_near/auroc_msp", True, _uq(0.01)),
+    Claim("AUROC far-OOD", "ood_far/auroc_msp", True, _uq(0.01)),
+    Claim("FPR95 near-OOD", "ood_near/fpr95_msp", False, _uq(0.02)),
+    Claim("FPR95 far-OOD", "ood_far/fpr95_msp", False, _uq(0.02)),
+)
+SOURCE = ("the paper states that Hydra matches or surpasses Deep Ensembles in UQ performance with inference "
+          "close to a single network; as an ensemble built from the single model, it should also improve on "
+          "that model, including when the single model is given the same extra training (`single-ft`)")
+
+COST_CLAIM = "Inference cost close to one model: 1.07x the single model's latency in bfloat16"
+ZERO_SHOT_TASK = "imagenet-zeroshot-clip"  # task kind of the zero-shot claim
+ZERO_SHOT_CLAIM = "Zero-shot ImageNet-1k with CLIP: Hydra (Circ) improves UQ over the zero-shot model"
+# network names in the cost micro-benchmark files (tests/test_cost_benchmark.py)
+COST_BENCH_SUBJECT, COST_BENCH_REFERENCE = "hydra", "single"
+
+
+@functools.cache
+def _registry_defaults(method: str) -> tuple[tuple[str, Any], ...] | None:
+    from uqbench import methods
+
+    return tuple(methods.create(method).get_params().items()) if method in methods.REGISTRY else None
+
+
+def _defaults(method: str) -> dict[str, Any] | None:
+    found = _registry_defaults(method)
+    return None if found is None else dict(found)
+
+
+def role_of(params: dict[str, Any]) -> str | None:
+    """The role of a result with these ``params`` (``method`` holds the registry name), or None."""
+    method = params.get("method")
+    defaults = _defaults(method) if isinstance(method, str) else None
+    if defaults is None:
+        return None
+    full = {**defaults, **{k: v for k, v in params.items() if k != "method"}}
+    return next((r.name for r in ROLES if r.method == method and r.match(full, defaults)), None)
+
+
+def variant(params: dict[str, Any]) -> tuple[str, bool]:
+    """(label, is the paper's headline variant) of a Hydra result, e.g. ("Hydra (Taylor),
+    merge_mlp=False", False)."""
+    defaults = _defaults(params["method"]) or {}
+    full = {**defaults, **{k: v for k, v in params.items() if k != "method"}}
+    crit = full.get(VARIANT_PARAM)
+    label = VARIANTS.get(crit, f"Hydra ({crit})")
+    changed = [f"{k}={full[k]!r}" for k in sorted(full) if k != VARIANT_PARAM and full[k] != defaults.get(k)]
+    return ", ".join([label, *changed]), crit == HEADLINE_VARIANT

@@ -1,0 +1,186 @@
+"""Paired differences between two methods with 95 % confidence intervals.
+
+The difference of a metric between methods a and b (a - b) on one task is estimated from the
+seeds both were run with, on the same test samples. With d_s the difference on seed s (s = 1..n),
+the reported difference is D = mean_s d_s, and its interval combines two sources of noise:
+
+1. **Test samples: a paired bootstrap.** Every evaluated set (the in-distribution test set and
+   each OOD set) is resampled B times with replacement at its own size. Resample b reweights the
+   same sample positions for both methods (paired) and for every seed (the seeds share their test
+   sets); OOD metrics resample the test set and each OOD set independently. This gives replicates
+   d_s^(b) and V = var_b(mean_s d_s^(b)), the variance of D from the finite test sets.
+2. **Training: the seed spread.** S^2, the variance of d_s over the n seeds, holds the training
+   variance tau^2 plus the part of the test-sample noise that differs between seeds,
+   u = mean_b var_s(d_s^(b) - d_s). By the method of moments, tau^2 = max(0, S^2 - u).
+
+Var(D) = tau^2 / n + V, and the interval is D +- t(0.975, nu) sqrt(Var(D)) with the
+Welch-Satterthwaite degrees of freedom nu = (n - 1) (Var(D) / (tau^2 / n))^2 (the bootstrap part
+counted as known; nu is infinite when tau^2 = 0). With one seed, Var(D) = V and the interval
+covers test-sample noise only (``kind`` says so). Where logits are absent, ``seeds_only`` gives
+D +- t(0.975, n - 1) S / sqrt(n) from the stored metrics, and no interval for one seed.
+
+Metrics from logits (``KEYS``): ``test/{acc,nll,brier,ece}`` and ``<group>/{auroc,fpr95}_msp``
+for the groups ``ood_near``, ``ood_far``, ``ood_mean`` (the mean over the group's sets) and
+``ood/<set>``, as defined in ``bench/metrics.py``; with unit weights they equal its values.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from uqbench.bench import metrics
+from uqbench.bench.scoring import softmax
+
+N_BOOT = 1000
+LEVEL = 0.95
+ID_KEYS = ("acc", "nll", "brier", "ece")
+OOD_KEYS = ("auroc_msp", "fpr95_msp")
+GROUPS = ("ood_near", "ood_far", "ood_mean")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A difference (a - b), its 95 % interval and how the interval was obtained."""
+
+    diff: float
+    lo: float
+    hi: float
+    seeds: int
+    kind: str  # "bootstrap + seeds", "bootstrap, one seed", "seeds only" or "none"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-sample quantities of one method on one seed, from which every key in ``KEYS`` follows."""
+
+    acc: np.ndarray  # (N,) 1.0 where the top-1 class of the mean prediction is right
+    conf: np.ndarray  # (N,) top-label confidence
+    nll: np.ndarray  # (N,) -log p[label], clamped at metrics.EPS
+    brier: np.ndarray  # (N,) squared error to the one-hot label
+    bins: np.ndarray  # (N,) ECE bin of each sample
+    msp: dict[str, np.ndarray]  # OOD score (negated max probability) per set, "test" included
+    near: tuple[str, ...]  # names of the near-OOD sets
+
+
+def scores(logits: dict[str, np.ndarray], labels: np.ndarray, near: tuple[str, ...] = ()) -> Scores:
+    """``Scores`` from member logits ``{"test": (M, N, C), "ood/<set>": ...}`` and test labels."""
+    mean = {k: softmax(v).mean(0) for k, v in logits.items() if k == "test" or k.startswith("ood/")}
+    p = mean["test"]
+    y = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(y.size)
+    onehot = np.zeros_like(p)
+    onehot[rows, y] = 1.0
+    conf = p.max(1)
+    return Scores(
+        acc=(p.argmax(1) == y).astype(np.float64), conf=conf,
+        nll=-np.log(np.maximum(p[rows, y], metrics.EPS)), brier=((p - onehot) ** 2).sum(1),
+        bins=metrics.bin_index(conf), msp={k.removeprefix("ood/"): -v.max(1) for k, v in mean.items()},
+        near=tuple(near),
+    )
+
+
+class Resampler:
+    """Bootstrap counts per evaluated set, drawn once per (set, size) and shared by every method and
+    seed (the pairing). Row 0 is all ones: the point estimate. Deterministic on every machine."""
+
+    def __init__(self, n_boot: int = N_BOOT) -> None:
+        self.n_boot = n_boot
+        self._drawn: dict[tuple[str, int], np.ndarray] = {}
+
+    def counts(self, name: str, n: int) -> np.ndarray:
+        """(n_boot + 1, n) integer counts, each row summing to n."""
+        if (name, n) not in self._drawn:
+            rng = np.random.default_rng(zlib.crc32(f"{name}|{n}".encode()))
+            draws = rng.multinomial(n, np.full(n, 1.0 / n), size=self.n_boot)
+            self._drawn[(name, n)] = np.vstack([np.ones((1, n), dtype=np.int64), draws])
+        return self._drawn[(name, n)]
+
+
+def _ece(s: Scores, w: np.ndarray) -> np.ndarray:
+    gap = np.zeros((s.acc.size, int(s.bins.max()) + 1))
+    gap[np.arange(s.acc.size), s.bins] = s.acc - s.conf
+    return np.abs(w @ gap).sum(1) / w.sum(1)
+
+
+class _Ranked:
+    """The in-distribution scores in ascending order, with cumulative bootstrap weights: shared by
+    every OOD set's AUROC and FPR95."""
+
+    def __init__(self, scores: np.ndarray, w: np.ndarray) -> None:
+        order = np.argsort(scores, kind="stable")
+        self.sorted, self.n = scores[order], scores.size
+        self.cum = np.concatenate([np.zeros((w.shape[0], 1), np.int64), np.cumsum(w[:, order], axis=1)], axis=1)
+
+    def auroc(self, ood: np.ndarray, wood: np.ndarray) -> np.ndarray:
+        """Weighted Mann-Whitney AUROC (OOD positive, ties one half) per row of weights."""
+        lo, hi = np.searchsorted(self.sorted, ood, "left"), np.searchsorted(self.sorted, ood, "right")
+        below = self.cum[:, lo] + 0.5 * (self.cum[:, hi] - self.cum[:, lo])  # (B, N_ood) ID weight below
+        return (below * wood).sum(1) / (self.cum[:, -1] * wood.sum(1))
+
+    def fpr95(self, ood: np.ndarray, wood: np.ndarray) -> np.ndarray:
+        """Weighted FPR at 95 % TPR, with the threshold rule of ``metrics`` applied to the resample."""
+        k = (95 * self.n + 99) // 100
+        threshold = self.sorted[(self.cum[:, 1:] >= k).argmax(1)]
+        order = np.argsort(ood, kind="stable")
+        ocum = np.concatenate([np.zeros((wood.shape[0], 1), np.int64), np.cumsum(wood[:, order], axis=1)], axis=1)
+        pos = np.searchsorted(ood[order], threshold, "right")
+        return ocum[np.arange(wood.shape[0]), pos] / ocum[:, -1]
+
+
+def replicates(s: Scores, rs: Resampler) -> dict[str, np.ndarray]:
+    """``{key: (n_boot + 1,) values}`` for every key of ``keys(s)`` on the bootstrap resamples;
+    entry 0 is the metric itself."""
+    w = rs.counts("test", s.acc.size)
+    total = w.sum(1)
+    out = {f"test/{k}": (w @ getattr(s, k)) / total for k in ("acc", "nll", "brier")}
+    gap = np.zeros((s.acc.size, int(s.bins.max()) + 1))
+    gap[np.arange(s.acc.size), s.bins] = s.acc - s.conf
+    out["test/ece"] = np.abs(w @ gap).sum(1) / total
+    ranked = _Ranked(s.msp["test"], w)
+    sets = [k for k in s.msp if k != "test"]
+    for k in sets:
+        wood = rs.counts(f"ood/{k}", s.msp[k].size)
+        out[f"ood/{k}/auroc_msp"] = ranked.auroc(s.msp[k], wood)
+        out[f"ood/{k}/fpr95_msp"] = ranked.fpr95(s.msp[k], wood)
+    groups = {"ood_near": [k for k in sets if k in s.near], "ood_far": [k for k in sets if k not in s.near],
+              "ood_mean": sets}
+    for g, members in groups.items():
+        for name in OOD_KEYS if members else ():
+            out[f"{g}/{name}"] = np.mean([out[f"ood/{k}/{name}"] for k in members], axis=0)
+    return out
+
+
+def combine(a: list[np.ndarray], b: list[np.ndarray], level: float = LEVEL) -> Interval:
+    """The interval of the module docstring from per-seed replicates (entry 0: the estimate) of
+    methods a and b, seed s of one paired with seed s of the other."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"need the same number (>= 1) of seeds for both methods, got {len(a)} and {len(b)}")
+    d = np.stack(a) - np.stack(b)  # (n, B + 1)
+    n = d.shape[0]
+    est, reps = d[:, 0], d[:, 1:]
+    diff = float(est.mean())
+    if n == 1:
+        half = stats.norm.ppf(0.5 + level / 2) * float(np.std(reps[0], ddof=1))
+        return Interval(diff, diff - half, diff + half, 1, "bootstrap, one seed")
+    s2 = float(np.var(est, ddof=1))
+    cov = np.cov(reps)  # (n, n) bootstrap covariance of the seeds' differences
+    common = max(0.0, float((cov.sum() - np.trace(cov)) / (n * (n - 1))))
+    half = math.sqrt(stats.t.ppf(0.5 + level / 2, n - 1) ** 2 * s2 / n + stats.norm.ppf(0.5 + level / 2) ** 2 * common)
+    return Interval(diff, diff - half, diff + half, n, "bootstrap + seeds")
+
+
+def seeds_only(a: list[float], b: list[float], level: float = LEVEL) -> Interval:
+    """Mean paired difference with a t interval over seeds; no interval (NaN) for one seed."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"need the same number (>= 1) of seeds for both methods, got {len(a)} and {len(b)}")
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    diff, n = float(d.mean()), d.size
+    if n == 1:
+        return Interval(diff, math.nan, math.nan, 1, "none")
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
+    return Interval(diff, diff - half, diff + half, n, "seeds only")

@@ -1,0 +1,168 @@
+"""Roles from registry names and hyper-parameters (never entry names), the verdict rule, and the
+claims and "difference to single" tables built from result files."""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from uqbench import methods
+from uqbench.bench import claims, report, results, scoring, verdicts
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+# entry name -> (registry name, hyper-parameters); every name differs from its registry name
+ENTRIES = {
+    "baseline": ("single", {}),
+    "baseline-longer": ("single", {"extra_finetune_frac": 0.75}),
+    "ensemble": ("deep_ensembles", {}),
+    "hydra-taylor": ("hydra", {}),
+    "heads-circ": ("hydra", {"criterion": "circuit"}),
+    "dropout": ("mc_dropout", {}),
+}
+
+
+def _params(entry: str) -> dict:
+    method, params = ENTRIES[entry]
+    return {"method": method, **methods.create(method, **params).get_params()}
+
+
+@pytest.mark.parametrize("entry,role", [("baseline", "single"), ("baseline-longer", "single-ft"),
+                                        ("ensemble", "deep_ensembles"), ("hydra-taylor", "hydra"),
+                                        ("heads-circ", "hydra"), ("dropout", None)])
+def test_role_comes_from_registry_name_and_parameters(entry, role):
+    assert claims.role_of(_params(entry)) == role
+    assert claims.role_of({"method": ENTRIES[entry][0]}) == (role if role != "single-ft" else "single")
+
+
+def test_non_default_parameters_leave_the_reference_roles():
+    assert claims.role_of({"method": "single", "lr_scale": 0.5}) is None
+    assert claims.role_of({"method": "deep_ensembles", "num_members": 5}) is None
+    assert claims.role_of({"method": "not-registered"}) is None
+
+
+def test_variant_labels_name_the_criterion_and_what_else_changed():
+    assert claims.variant(_params("heads-circ")) == ("Hydra (Circ)", True)
+    assert claims.variant(_params("hydra-taylor")) == ("Hydra (Taylor)", False)
+    assert claims.variant({"method": "hydra", "merge_mlp": False}) == ("Hydra (Taylor), merge_mlp=False", False)
+
+
+T = claims.Test
+
+
+@pytest.mark.parametrize("test,lo,hi,higher,expected", [
+    (T("better"), 0.01, 0.03, True, "holds"),
+    (T("better"), -0.03, -0.01, True, "does not hold"),
+    (T("better"), -0.01, 0.03, True, "inconclusive"),
+    (T("better"), -0.03, -0.01, False, "holds"),  # lower is better: a negative difference favours Hydra
+    (T("at least as good", 0.02), -0.015, 0.01, True, "holds"),
+    (T("at least as good", 0.02), -0.05, -0.03, True, "does not hold"),
+    (T("at least as good", 0.02), -0.03, 0.01, True, "inconclusive"),
+    (T("at least as good", 0.02), 0.01, 0.015, False, "holds"),
+    (T("at least as good", 0.02), 0.025, 0.04, False, "does not hold"),
+    (T("on par", 0.01), -0.005, 0.008, True, "holds"),
+    (T("on par", 0.01), 0.012, 0.03, True, "does not hold"),
+    (T("on par", 0.01), -0.03, -0.011, False, "does not hold"),
+    (T("on par", 0.01), -0.005, 0.02, True, "inconclusive"),
+])
+def test_verdict_rule(test, lo, hi, higher, expected):
+    assert claims.verdict(test, (lo + hi) / 2, lo, hi, higher, seeds=3) == expected
+
+
+def test_verdict_needs_two_seeds_and_an_interval():
+    assert claims.verdict(T("better"), 0.02, 0.01, 0.03, True, seeds=1) == "inconclusive"
+    assert claims.verdict(T("better"), 0.02, math.nan, math.nan, True, seeds=3) == "inconclusive"
+    with pytest.raises(ValueError, match="unknown test kind"):
+        claims.verdict(T("roughly"), 0.0, -1.0, 1.0, True, seeds=3)
+
+
+def test_bench_names_no_method_outside_the_claims_data():
+    """No string constant in bench/ (docstrings aside) is a registered method's name, except in
+    claims.py: the report keys on roles."""
+    found = []
+    for path in sorted(BENCH.rglob("*.py")):
+        if path.name == "claims.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        found += [f"{path.name}:{n.lineno} {n.value!r}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Constant) and n.value in methods.REGISTRY and id(n) not in docs]
+    assert not found
+
+
+# --- tables from result files ----------------------------------------------------------------
+def _write_run(root: Path, entries: dict[str, float], seeds=(0, 1, 2), cached: tuple[str, ...] = ()) -> None:
+    """Result files and logits of task ``toy`` for each entry; ``entries`` maps an entry to how far
+    its logits lean towards the label (a higher value gives a more accurate model)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 120)
+    base = {"test": rng.normal(size=(1, 120, 4)), "ood/near": rng.normal(size=(1, 50, 4)),
+            "ood/far": rng.normal(size=(1, 40, 4)) * 0.2}
+    for entry, skill in entries.items():
+        for seed in seeds:
+            noise = np.random.default_rng(seed + 100 * len(entry))
+            logits = {k: (v + 0.3 * noise.normal(size=v.shape) + (skill * np.eye(4)[y] if k == "test" else 0))
+                      .astype(np.float16).astype(np.float32) for k, v in base.items()}
+            job = results.JobId("standard", "toy", entry, seed)
+            path = job.path(root)
+            ref = f"runs/standard/toy/{entry}/seed{seed}.logits.npz"
+            results.save_logits(root / ref, logits, {"test": y})
+            obj = {"schema": results.SCHEMA_VERSION, "status": "ok", "suite": "standard", "task": "toy",
+                   "method": entry, "seed": seed, "params": _params(entry), "task_config": {"task": "toy"},
+                   "config_hash": "0", "metrics": scoring.score(logits, {"test": y}, near_ood=("near",)),
+                   "cost": {"members": 1, "params": 1, "flops": 1, "latency_ms": 1.0, "throughput": 1.0},
+                   "wall": {}, "provenance": {"git_commit": "x", "device": "cpu"}, "extra": {},
+                   "logits": ("cache:" + ref) if entry in cached else ref, "near_ood": ["near"]}
+            results.write(path, obj)
+
+
+def test_renamed_entries_keep_their_roles_in_the_claims(tmp_path):
+    _write_run(tmp_path, {"baseline": 1.0, "baseline-longer": 1.2, "ensemble": 1.5, "hydra-taylor": 1.4,
+                          "heads-circ": 1.3, "dropout": 1.0})
+    jobs, _ = report.load_all(tmp_path)
+    roles, _ = verdicts.entries_by_role(jobs)
+    assert roles == {"single": ["baseline"], "single-ft": ["baseline-longer"], "deep_ensembles": ["ensemble"],
+                     "hydra": ["heads-circ", "hydra-taylor"]}
+    rows = verdicts.claim_rows(jobs, verdicts.Evidence(tmp_path, n_boot=100))
+    assert {(r["entry"], r["reference"], r["reference_entry"]) for r in rows} == {
+        (h, ref, e) for h in ("hydra-taylor", "heads-circ")
+        for ref, e in (("deep_ensembles", "ensemble"), ("single", "baseline"), ("single-ft", "baseline-longer"))}
+    assert len(rows) == 2 * 3 * len(claims.CLAIMS)
+    assert rows[0]["entry"] == "heads-circ" and rows[0]["headline_variant"]  # the paper's variant first
+    acc = next(r for r in rows if r["entry"] == "hydra-taylor" and r["reference"] == "single" and r["claim"] == "Accuracy")
+    by = {(j["method"], j["seed"]): j["metrics"]["test/acc"] for j in jobs}
+    assert acc["diff"] == pytest.approx(np.mean([by[("hydra-taylor", s)] - by[("baseline", s)] for s in range(3)]))
+    assert acc["lo"] < acc["diff"] < acc["hi"] and acc["interval"] == "bootstrap + seeds" and acc["seeds"] == 3
+    assert acc["verdict"] in ("holds", "does not hold", "inconclusive") and not acc["note"]
+    near = {r["metric"] for r in rows}
+    assert {"ood_near/auroc_msp", "ood_far/auroc_msp", "ood_near/fpr95_msp", "ood_far/fpr95_msp"} <= near
+
+    diffs = verdicts.single_rows(jobs, verdicts.Evidence(tmp_path, n_boot=100))
+    assert {r["entry"] for r in diffs} == set(ENTRIES) - {"baseline"}
+    assert {r["reference_entry"] for r in diffs} == {"baseline"}
+
+
+def test_absent_logits_fall_back_to_the_seed_spread_and_say_so(tmp_path):
+    _write_run(tmp_path, {"baseline": 1.0, "hydra-taylor": 1.4}, cached=("hydra-taylor",))
+    jobs, _ = report.load_all(tmp_path)
+    rows = verdicts.claim_rows(jobs, verdicts.Evidence(tmp_path, n_boot=100))
+    one = next(r for r in rows if r["reference"] == "single" and r["claim"] == "NLL")
+    assert one["interval"] == "seeds only" and "logits kept only in the local cache: `hydra-taylor` seeds 0, 1, 2" in one["note"]
+    missing = [r for r in rows if r["reference"] == "deep_ensembles"]
+    assert missing and all(r["verdict"] == "not measured" and "no entry" in r["note"] for r in missing)
+
+
+def test_leaderboard_shows_claims_and_differences_for_renamed_entries(tmp_path):
+    _write_run(tmp_path, {"baseline": 1.0, "ensemble": 1.5, "hydra-taylor": 1.4}, seeds=(0, 1))
+    text = report.build(tmp_path, tmp_path / "leaderboard.md").read_text()
+    section = text.split("## Paper claims")[1].split("\n## ")[0]
+    assert "### Claims on `toy` (standard)" in section
+    assert "| AUROC near-OOD | `hydra-taylor`: Hydra (Taylor) | " in section
+    assert "Difference to `baseline` (entry minus `baseline`" in text
+    assert "| `hydra-taylor` | " in text.split("Difference to `baseline`")[1]
+    assert report.build(tmp_path, tmp_path / "again.md").read_text() == text  # deterministic
