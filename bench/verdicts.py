@@ -36,10 +36,11 @@ class Comparison:
 
 
 class Evidence:
-    """Bootstrap replicates of each job's metrics from its saved logits, computed once per job."""
+    """Bootstrap replicates of each job's metrics from its saved logits under ``root`` (None: read
+    no logits), computed once per job."""
 
-    def __init__(self, root: Path, n_boot: int = intervals.N_BOOT) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | None, n_boot: int = intervals.N_BOOT) -> None:
+        self.root = None if root is None else Path(root)
         self.resampler = intervals.Resampler(n_boot)
         self._done: dict[str, tuple[dict[str, np.ndarray], tuple] | str] = {}
 
@@ -50,6 +51,8 @@ class Evidence:
         return self._done[job["_path"]]
 
     def _compute(self, job: dict) -> tuple[dict[str, np.ndarray], tuple] | str:
+        if self.root is None:
+            return "logits not read"
         if job["logits"].startswith("cache:"):
             return "logits kept only in the local cache"
         path = results.logits_location(self.root, job["logits"])
