@@ -75,6 +75,7 @@ def tiny_text_task(
         backbone_fn=backbone,
         recipe=Recipe(epochs=epochs, batch_size=batch_size, lr=1e-3, weight_decay=0.01),
         config={"task": "tiny_text", **params},
+        training_config={"task": "tiny_text", **params},
         preprocess=None,
         seed=seed,
         pretrained=True,
