@@ -110,6 +110,15 @@ def _bold_best(cells: dict[str, str], means: dict[str, float], higher: bool) -> 
                 cells[k] = f"**{cells[k]}**"
 
 
+def shift_source(task_config: dict) -> str:
+    """Which corruptions a result's shift sets are: a task records ``shift_source`` when it read
+    the published arrays; without it (also every result written before) they are the project's."""
+    source = task_config.get("shift_source")
+    if source:
+        return f"the published {source} arrays"
+    return "the project's own CIFAR-10-C-style corruptions (the fallback when the published arrays are absent)"
+
+
 def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[str]:
     by_method: dict[str, list[dict]] = defaultdict(list)
     for j in jobs:
@@ -154,7 +163,8 @@ def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[s
 
     sevs = sorted({k.split("/")[1] for j in jobs for k in j["metrics"] if k.startswith("shift/sev")})
     if sevs:
-        lines += ["", "Covariate shift (mean over corruptions) per severity: accuracy / ECE / NLL:", ""]
+        sources = "; ".join(sorted({shift_source(j.get("task_config", {})) for j in jobs}))
+        lines += ["", f"Covariate shift (mean over corruptions) per severity: accuracy / ECE / NLL. Corruptions: {sources}.", ""]
         rows = []
         for m in names:
             row = [f"`{m}`"]

@@ -437,7 +437,7 @@ def test_cifar_timm_model_is_converted_and_upsampled(vision_data, monkeypatch):
 # --- declarations and committed results ------------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[1]
-FOUND_IN_DATA = ("ood_sets", "folder_used", "resolved_image_size", "num_classes")
+FOUND_IN_DATA = ("ood_sets", "folder_used", "resolved_image_size", "num_classes", "shift_source")
 
 
 def test_committed_results_keep_their_config_hashes():
@@ -498,3 +498,59 @@ def test_minilm_files_are_checked_against_recorded_digests(tmp_path, monkeypatch
             common.load_encoder()
     finally:
         common.load_encoder.cache_clear()  # later tests load the real package again
+
+
+# --- published CIFAR-10-C arrays ------------------------------------------------------------------
+
+
+def write_cifar10_c(root: Path, corruptions: list[str], n: int = 20, seed: int = 5) -> dict[str, np.ndarray]:
+    """A small copy in the published layout: 5 severity blocks of ``n`` images per corruption."""
+    folder = root / "CIFAR-10-C"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    labels = np.tile(np.arange(n) % 10, 5).astype(np.uint8)  # the release stores uint8 labels
+    np.save(folder / "labels.npy", labels)
+    arrays = {}
+    for name in corruptions:
+        arrays[name] = rng.integers(0, 256, (5 * n, 32, 32, 3), dtype=np.uint8)
+        np.save(folder / f"{name}.npy", arrays[name])
+    return arrays
+
+
+def test_load_cifar_c_reads_one_severity_block(tmp_path):
+    from uqbench.bench.data.cifar_c import load_cifar_c
+
+    arrays = write_cifar10_c(tmp_path, ["contrast", "jpeg_compression"])
+    images, labels = load_cifar_c(tmp_path, "cifar10", "contrast", 3)
+    np.testing.assert_array_equal(images, arrays["contrast"][40:60])
+    assert labels.dtype == np.int64 and labels.tolist() == list(np.arange(20) % 10)
+    jpeg, _ = load_cifar_c(tmp_path, "cifar10", "jpeg", 5)  # the project's name of jpeg_compression
+    np.testing.assert_array_equal(jpeg, arrays["jpeg_compression"][80:])
+    with pytest.raises(DataError, match=r"gaussian_noise\.npy is missing"):
+        load_cifar_c(tmp_path, "cifar10", "gaussian_noise", 1)
+    np.save(tmp_path / "CIFAR-10-C" / "labels.npy", np.zeros(99, dtype=np.uint8))
+    with pytest.raises(DataError, match="5 equal severity blocks"):
+        load_cifar_c(tmp_path, "cifar10", "contrast", 1)
+    with pytest.raises(MissingData, match="CIFAR-100-C not found"):
+        load_cifar_c(tmp_path, "cifar100", "contrast", 1)
+
+
+def test_cifar10_vit_reads_published_corruptions_when_present(vision_data):
+    arrays = write_cifar10_c(vision_data, ["contrast", "gaussian_noise"])
+    kw = dict(train_per_class=1, val_per_class=1, test_per_class=1, corruptions=["contrast"], severities=[2],
+              shift_per_class=1, **TINY_VIT)
+    task = create_task("cifar10-vit", **kw)
+    shift = task.shift["contrast/2"]
+    # one image per class from the severity-2 block, labels from labels.npy
+    assert torch.equal(torch.sort(shift.y).values, torch.arange(10))
+    block = arrays["contrast"][20:40]
+    for x, y in zip(shift.x.numpy(), shift.y.tolist()):
+        assert any(np.array_equal(x, b) for b in block[np.arange(20) % 10 == y])
+    assert task.config["shift_source"] == "CIFAR-10-C"
+    # without the folder: the project's corruptions, and a config (hash) without shift_source
+    shutil.rmtree(vision_data / "CIFAR-10-C")
+    fallback = create_task("cifar10-vit", **kw)
+    assert "shift_source" not in fallback.config and fallback.hash != task.hash
+    from uqbench.bench.report import shift_source
+    assert "published CIFAR-10-C" in shift_source(task.config)
+    assert "project's own" in shift_source(fallback.config)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from uqbench import methods
-from uqbench.bench import runner, suite
+from uqbench.bench import report, runner, suite
 from uqbench.bench.results import JobId
 
 TINY = {"arch": 20, "width": 0.25, "gamma": 1}
@@ -64,6 +64,9 @@ def test_cifar10_job_writes_a_result(tmp_path, monkeypatch):
     assert res["cost"]["members"] == 4 and 0 <= res["metrics"]["test/acc"] <= 1
     assert "shift/contrast/1/acc" in res["metrics"]
     assert "CNN reference" in res["extra"]["note"]
+    board = report.build(tmp_path / "results", tmp_path / "results" / "leaderboard.md").read_text()
+    assert "| `cnn-packed-resnet20` |" in board
+    assert "Corruptions: the project's own CIFAR-10-C-style corruptions" in board  # no published arrays here
 
 
 def test_not_applicable_to_text_tasks():

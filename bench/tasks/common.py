@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from uqbench.bench.data import DataError, MissingData, corrupt, data_root
+from uqbench.bench.data.cifar_c import load_cifar_c
 from uqbench.bench.data.root import check_digests, offline
 from uqbench.bench.tasks.base import Split, SupervisedTask, head_reinit_copies, subsample
 from uqbench.bench.tasks.config import TaskConfig, check_vit, non_negative, positive, require
@@ -165,6 +166,19 @@ def shift_sets(images: np.ndarray, labels: np.ndarray, corruptions: Sequence[str
     y = torch.from_numpy(labels.astype(np.int64))
     return {f"{name}/{s}": Split(torch.from_numpy(corrupt(images, name, s, seed=100 * i + s)), y)
             for i, name in enumerate(corruptions) for s in severities}
+
+
+def published_shift_sets(root: Path, dataset: str, corruptions: Sequence[str], severities: Sequence[int],
+                         per_class: int | None) -> dict[str, Split]:
+    """``<corruption>/<severity>`` sets read from the published CIFAR-C arrays: the same
+    ``per_class`` images of each severity block (chosen on its labels, seed 3)."""
+    out = {}
+    for name in corruptions:
+        for s in severities:
+            images, labels = load_cifar_c(root, dataset, name, s)
+            idx = subsample(labels, per_class, seed=3)
+            out[f"{name}/{s}"] = Split(torch.from_numpy(np.ascontiguousarray(images[idx])), torch.from_numpy(labels[idx]))
+    return out
 
 
 # --- backbones -------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ One builder, two registrations. In-distribution: the CIFAR set's official train 
 optional: the other CIFAR (near-OOD), SVHN, Textures and ImageNet (``imagenet-sample``),
 all at 32x32 (far-OOD); an absent one becomes a note in the results, not a skip. The
 in-distribution set itself missing raises ``MissingData`` (the runner skips the task).
-Shift sets ``<corruption>/<severity>`` are the project's own deterministic corruptions of
-``shift_per_class`` test images per class.
+Shift sets ``<corruption>/<severity>`` hold ``shift_per_class`` test images per class: read
+from the published CIFAR-10-C / CIFAR-100-C arrays when their folder is in the data root (the
+config then records ``shift_source``), else the project's own deterministic corruptions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import functools
 from dataclasses import dataclass
 
 from uqbench.bench.data import CORRUPTIONS, load_cifar, load_imagenet, load_svhn, load_textures
+from uqbench.bench.data.cifar_c import FOLDERS, cifar_c_folder
 from uqbench.bench.tasks import register_task
 from uqbench.bench.tasks.base import Preprocess, SupervisedTask, subsample
 from uqbench.bench.tasks.common import (
@@ -26,6 +28,7 @@ from uqbench.bench.tasks.common import (
     image_split,
     ood_split,
     pretrained_vit_fn,
+    published_shift_sets,
     recipe,
     shift_sets,
     vit_backbone_fn,
@@ -82,7 +85,13 @@ def _cifar_vit(dataset: str, cfg: CifarViTConfig, root) -> SupervisedTask:
         OODSource("textures", lambda: load_textures(root, 32), title="Textures"),
         OODSource("imagenet", lambda: load_imagenet(root, 32, "imagenet-sample"), title="ImageNet (imagenet-sample)"),
     ], lambda found, seed: ood_split(found.images, cfg.ood_max, seed), notes)
-    shift_idx = subsample(test.labels, cfg.shift_per_class, seed=3)
+    if cifar_c_folder(root, dataset):
+        found = {"shift_source": FOLDERS[dataset]}
+        shift = published_shift_sets(root, dataset, cfg.corruptions, cfg.severities, cfg.shift_per_class)
+    else:  # the offline fallback; a config without shift_source means these
+        found = {}
+        shift_idx = subsample(test.labels, cfg.shift_per_class, seed=3)
+        shift = shift_sets(test.images[shift_idx], test.labels[shift_idx], cfg.corruptions, cfg.severities)
     mean, std = _STATS[dataset]
     preprocess = Preprocess(mean=mean, std=std, crop_pad=4, flip=True)
     if cfg.timm_model:
@@ -93,9 +102,8 @@ def _cifar_vit(dataset: str, cfg: CifarViTConfig, root) -> SupervisedTask:
         backbone = vit_backbone_fn(vit_config(img_size=32, patch=cfg.patch, dim=cfg.dim, depth=cfg.depth,
                                               heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, num_classes=len(train.classes)))
     return assemble(
-        f"{dataset}-vit", cfg, extra={"ood_sets": sorted(ood)},  # a result without SVHN is another result
-        num_classes=len(train.classes), splits=splits, ood=ood, near_ood=near, notes=notes,
-        shift=shift_sets(test.images[shift_idx], test.labels[shift_idx], cfg.corruptions, cfg.severities),
+        f"{dataset}-vit", cfg, extra={"ood_sets": sorted(ood), **found},  # a result without SVHN is another result
+        num_classes=len(train.classes), splits=splits, ood=ood, near_ood=near, notes=notes, shift=shift,
         backbone_fn=backbone, recipe=recipe(cfg), preprocess=preprocess, pretrained=bool(cfg.timm_model),
     )
 
