@@ -51,7 +51,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         rep = runner.run_suite(s, args.results, force=args.force, device=args.device,
                                only_tasks=split(args.tasks), only_methods=split(args.methods))
-    print(f"suite {s.name}: {len(rep.done)} run, {len(rep.reused)} already done, "
+    elsewhere = f"{len(rep.elsewhere)} running elsewhere, " if rep.elsewhere else ""
+    print(f"suite {s.name}: {len(rep.done)} run, {len(rep.reused)} already done, {elsewhere}"
           f"{len(rep.skipped)} skipped, {len(rep.failed)} failed")
     for f in rep.failed:
         print(f"  failed: {f}")

@@ -45,7 +45,7 @@ def import_ray():
     return ray
 
 
-def _job(suite: Suite, task, entry, seed: int, root: str, device: str, env: dict[str, str]) -> None:
+def _job(suite: Suite, task, entry, seed: int, root: str, device: str, env: dict[str, str], force: bool) -> str:
     """One job in a Ray worker: the local runner's ``run_job``, with the driver's settings."""
     for key in FORWARDED_ENV:
         if key in env:
@@ -56,7 +56,7 @@ def _job(suite: Suite, task, entry, seed: int, root: str, device: str, env: dict
     if dev.type == "cpu":
         torch.set_num_threads(suite.threads)
     task.device = dev
-    runner.run_job(suite, task, entry, seed, Path(root))
+    return runner.run_claimed(suite, task, entry, seed, Path(root), force)
 
 
 def resources(suite: Suite, device: str, cluster: dict[str, float]) -> tuple[float, float, str]:
@@ -137,16 +137,16 @@ def _run(ray, suite, root, droot, force, device, only_tasks, only_methods, local
                                                              only_tasks, only_methods, log):
                 if task.name not in task_refs:
                     task_refs[task.name] = ray.put(task)
-                ref = remote.remote(suite, task_refs[task.name], entry, seed, str(root), device, env)
+                ref = remote.remote(suite, task_refs[task.name], entry, seed, str(root), device, env, force)
                 pending[ref] = label
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
                     label = pending.pop(ref)
                     bar.set_postfix_str(label)
-                    error = _outcome(ray, ref)
+                    outcome, error = _outcome(ray, ref)
                     if error is None:
-                        report.done.append(label)
+                        getattr(report, outcome).append(label)
                     else:
                         log(f"job {label} failed: {error}")
                         report.failed.append(label)
@@ -157,18 +157,18 @@ def _run(ray, suite, root, droot, force, device, only_tasks, only_methods, local
     return report
 
 
-def _outcome(ray, ref) -> str | None:
-    """None for a finished job, else its error in one line; fatal errors are raised."""
+def _outcome(ray, ref) -> tuple[str, str | None]:
+    """A finished job's outcome ('done', 'elsewhere', 'reused') and None, or 'failed' and its
+    error in one line; fatal errors are raised."""
     try:
-        ray.get(ref)
-        return None
+        return ray.get(ref), None
     except ray.exceptions.RayTaskError as e:
         cause = getattr(e, "cause", None)
         if isinstance(cause, _FATAL):
             raise cause from None
         if cause is None:
-            return f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-        return f"{type(cause).__name__}: {cause}"
+            return "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        return "failed", f"{type(cause).__name__}: {cause}"
     except ray.exceptions.RayError as e:  # the worker died (killed, out of memory), the node was lost
         text = str(e).strip().splitlines()
-        return f"{type(e).__name__}: {text[0] if text else ''}"
+        return "failed", f"{type(e).__name__}: {text[0] if text else ''}"

@@ -8,6 +8,7 @@ under ``<results>/runs/external/<suite>/<task>/<name>/`` and carry an ``external
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -16,7 +17,8 @@ import platform
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -89,19 +91,29 @@ def read(path: Path) -> dict[str, Any]:
     return validate(obj, str(path))
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` only when the block ends without error: written to a
+    temporary file in the same folder (``.<name>.tmp<pid>``), fsynced, then renamed over
+    ``path``. The one way files of this project are written; a failed block (disk full, Ctrl-C,
+    a checksum mismatch raised inside it) leaves nothing behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # a failed write (disk full, Ctrl-C) leaves nothing behind
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` atomically (see ``atomic_file``)."""
+    with atomic_file(path) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
 
 
 def write(path: Path, obj: dict[str, Any]) -> None:

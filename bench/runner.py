@@ -3,12 +3,15 @@
 A job fits the method, evaluates member logits on every set of the task, measures cost, and
 writes the logits and then the result file, each atomically. A job is finished exactly when
 its result file exists and matches the job's configuration hash, so a run killed at any point
-resumes where it stopped. Trained models are cached by the task (``Task.train``), so a
-resumed deep ensemble does not retrain finished members.
+resumes where it stopped. A runner holds a lock on each job it runs (``bench.locks``; a killed
+runner's lock is released by the kernel), so runners sharing a results folder skip each other's
+jobs. Trained models are cached by the task (``Task.train``), so a resumed deep ensemble does not
+retrain finished members, and every result lists the checkpoints it started from.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -21,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from uqbench import methods
-from uqbench.bench import cost, dist, results, scoring
+from uqbench.bench import cost, dist, locks, results, scoring
 from uqbench.bench.data.root import MissingData, data_root
 from uqbench.bench.results import JobId, ResultError
 from uqbench.bench.suite import MethodEntry, Suite, build_task
@@ -50,6 +53,7 @@ class RunReport:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)  # being run by another runner
     failed: list[str] = field(default_factory=list)
 
 
@@ -108,9 +112,9 @@ def job_hash(task: SupervisedTask, entry: MethodEntry, seed: int) -> str:
 def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, root: Path) -> dict:
     """Fit, evaluate, measure and write one job; returns the result object."""
     job = JobId(suite.name, task.name, entry.name, seed)
-    task.seed = seed
-    seed_everything(seed)
     method = methods.create(entry.method, **entry.params)
+    task.start_job(seed, entry.method, method.training_params())
+    seed_everything(seed)
     t0 = time.perf_counter()
     method.fit(task)
     fit_s = time.perf_counter() - t0
@@ -131,7 +135,35 @@ def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, r
         task, logits, labels, root, job.path(root), suite=suite.name, method=entry.name, seed=seed,
         params={"method": entry.method, **method.get_params()}, config_hash=job_hash(task, entry, seed),
         cost=costs, wall={"fit_s": fit_s, "eval_s": eval_s, "cost_s": cost_s}, extra=method.extra_ or {},
+        provenance={**results.provenance(str(task.device)), "checkpoints": task.checkpoints},
     )
+
+
+@contextlib.contextmanager
+def claimed(job: JobId, root: Path):
+    """Hold the job's lock for the block; yields False when another runner holds it (under
+    torchrun rank 0 takes the lock and every rank follows its answer)."""
+    if not dist.is_main():
+        yield dist.agree(False)
+        return
+    # One flat file in the results root: taking a lock creates no folder a failed job would leave.
+    lock = Path(root) / f".{'+'.join((job.suite, job.task, job.method, f'seed{job.seed}'))}.lock"
+    with locks.file_lock(lock, wait=False) as mine:
+        yield dist.agree(mine)
+
+
+def run_claimed(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, root: Path,
+                force: bool = False) -> str:
+    """Run a job unless another runner holds it or finished it meanwhile: 'done', 'elsewhere'
+    or 'reused'."""
+    job = JobId(suite.name, task.name, entry.name, seed)
+    with claimed(job, root) as mine:
+        if not mine:
+            return "elsewhere"
+        if not force and dist.agree(_finished(job.path(root), job_hash(task, entry, seed))):
+            return "reused"
+        run_job(suite, task, entry, seed, root)
+        return "done"
 
 
 def checked_data_root() -> Path:
@@ -273,8 +305,7 @@ def run_suite(
             bar.set_postfix_str(label)
             task.device = dev
             try:
-                run_job(suite, task, entry, seed, root)
-                report.done.append(label)
+                getattr(report, run_claimed(suite, task, entry, seed, root, force)).append(label)
             except (KeyboardInterrupt, ResultError, methods.ConfigError):
                 raise
             except Exception as e:  # one broken job must not stop the suite

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import inspect
 import json
 from collections.abc import Iterable
@@ -27,6 +28,14 @@ from torch import Tensor, nn
 from uqbench.methods.transformer import StreamTransformer
 
 Inputs = Tensor | dict[str, Tensor]
+
+
+def derive_seed(seed: int, purpose: str, index: int = 0) -> int:
+    """The one derivation of every secondary seed (ensemble members, epochs, fine-tuning) from
+    a job's seed: a 31-bit hash of (seed, purpose, index). Each purpose is its own stream, so
+    no two purposes, members or epochs share a seed by arithmetic accident."""
+    digest = hashlib.sha256(f"{purpose}|{seed}|{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 class ConfigError(ValueError):
@@ -57,11 +66,13 @@ class Task(Protocol):
         seed: int,
         epochs: float | None = None,
         lr_scale: float = 1.0,
-        cache_tag: str | None = None,
+        member: int = 0,
     ) -> nn.Module:
         """Train ``model`` (whose forward returns ``(M, B, C)``) with the task's recipe, mean
-        cross-entropy over members. With ``cache_tag`` (which must identify the starting
-        weights), the result is cached so that a resumed run does not train it again."""
+        cross-entropy over members. Within a job the result is cached under a key the task
+        derives from its training config, the method's registry name and training
+        hyper-parameters, ``member`` (which of the method's trainings this is) and ``seed``,
+        so that a resumed run does not train it again."""
 
     def single_model(self, seed: int) -> StreamTransformer:
         """The task's single model: ``backbone(seed)`` trained with the full recipe (cached)."""
@@ -79,6 +90,7 @@ class UQMethod:
     name: ClassVar[str] = ""
     needs_training: ClassVar[bool] = True  # False: applies to zero-shot tasks as it is
     modalities: ClassVar[tuple[str, ...]] = ("image", "text")  # the task modalities it applies to
+    inference_only: ClassVar[tuple[str, ...]] = ()  # hyper-parameters that never change trained weights
 
     models_: nn.ModuleList | None = None  # set by fit
     extra_: dict[str, Any] | None = None  # JSON-able facts about the fit (e.g. head sets)
@@ -91,6 +103,10 @@ class UQMethod:
 
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.param_names()}
+
+    def training_params(self) -> dict[str, Any]:
+        """The hyper-parameters that can change trained weights (they key its checkpoints)."""
+        return {k: v for k, v in self.get_params().items() if k not in self.inference_only}
 
     def validate(self) -> None:
         """Raise ``ConfigError`` with a one-line reason for invalid hyper-parameters."""

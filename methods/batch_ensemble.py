@@ -103,8 +103,7 @@ class BatchEnsemble(UQMethod):
             init = "gaussian" if task.pretrained else "random_sign"
         model = to_batch_ensemble(backbone, self.num_members, init, float(self.fast_std), seed)
         del backbone
-        tag = f"batch_ensemble-M{self.num_members}-{init}-std{float(self.fast_std)}-seed{seed}"
-        model = task.train(model, seed, cache_tag=tag)
+        model = task.train(model, seed)
         self.models_ = nn.ModuleList([model])
         self.extra_ = {"fast_init": init, "pretrained_backbone": task.pretrained}
         return self.eval()

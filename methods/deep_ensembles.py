@@ -3,9 +3,9 @@
 Lakshminarayanan, Pritzel and Blundell, "Simple and Scalable Predictive Uncertainty
 Estimation using Deep Ensembles", NeurIPS 2017.
 
-Member k is the task's single model of seed ``task.seed + 1000 * k``: member 0 is exactly the
-``single`` method's model of the same seed (shared through the task's cache), and a resumed
-run retrains no member that already finished. At inference the members run one after another,
+Member 0 is exactly the ``single`` method's model of the job's seed (shared through the task's
+cache); member k > 0 is the task's single model of seed ``derive_seed(seed, "deep_ensembles/member", k)``.
+A resumed run retrains no member that already finished. At inference the members run one after another,
 which is the honest cost of an ensemble of M separate networks.
 """
 
@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from uqbench.methods.base import ConfigError, Task, UQMethod, register
-
-SEED_STRIDE = 1000  # member k trains with seed task.seed + SEED_STRIDE * k
+from uqbench.methods.base import ConfigError, Task, UQMethod, derive_seed, register
 
 
 @register
@@ -38,7 +36,7 @@ class DeepEnsembles(UQMethod):
 
     def member_seeds(self, seed: int) -> list[int]:
         """Training seeds of the members for a job seed."""
-        return [seed + SEED_STRIDE * k for k in range(self.num_members)]
+        return [seed] + [derive_seed(seed, "deep_ensembles/member", k) for k in range(1, self.num_members)]
 
     def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
         return [(backbone, 1)] * self.num_members

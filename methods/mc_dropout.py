@@ -28,6 +28,7 @@ class MCDropout(UQMethod):
 
     name = "mc_dropout"
     needs_training = False  # dropout on a zero-shot model needs no training
+    inference_only = ("samples",)
 
     def __init__(self, p: float = 0.1, samples: int = 10) -> None:
         self.p = p
@@ -52,7 +53,7 @@ class MCDropout(UQMethod):
         p = float(self.p)
         model = task.backbone(task.seed, dropout=p, attn_dropout=p)
         if task.trainable:
-            model = task.train(model, task.seed, cache_tag=f"mc_dropout-p{p}-seed{task.seed}")
+            model = task.train(model, task.seed)
         self.models_ = nn.ModuleList([model])
         self.extra_ = {"trained": bool(task.trainable)}
         self._after_load()

@@ -86,8 +86,7 @@ class PackedEnsembles(UQMethod):
             model.head.logit_scale.copy_(backbone.head.logit_scale)
         del backbone
         model.to(device)
-        tag = f"packed_ensembles-M{self.num_members}-a{float(self.alpha)}-g{self.gamma}-seed{seed}"
-        model = task.train(model, seed, cache_tag=tag)
+        model = task.train(model, seed)
         self.models_ = nn.ModuleList([model])
         self.extra_ = {"note": NOTE, "member_width": model.config["dim"],
                        "member_heads": model.config["blocks"][0]["heads"][0]}

@@ -6,7 +6,7 @@ import copy
 
 from torch import nn
 
-from uqbench.methods.base import ConfigError, Task, UQMethod, register
+from uqbench.methods.base import ConfigError, Task, UQMethod, derive_seed, register
 
 
 @register
@@ -40,9 +40,8 @@ class Single(UQMethod):
     def fit(self, task: Task) -> Single:
         model = task.single_model(task.seed)
         if self.extra_finetune_frac > 0 and task.trainable:
-            tag = f"single-seed{task.seed}-ft{self.extra_finetune_frac}-lr{self.lr_scale}"
-            model = task.train(copy.deepcopy(model), task.seed + 7, epochs=self.extra_finetune_frac * task.epochs,
-                               lr_scale=self.lr_scale, cache_tag=tag)
+            model = task.train(copy.deepcopy(model), derive_seed(task.seed, "single/finetune"),
+                               epochs=self.extra_finetune_frac * task.epochs, lr_scale=self.lr_scale)
         self.models_ = nn.ModuleList([model.eval()])
         self.extra_ = {"extra_finetune_epochs": self.extra_finetune_frac * task.epochs if task.trainable else 0.0}
         return self

@@ -105,8 +105,7 @@ class TUResNet(UQMethod):
             model = TUEnsemble(config)
         except ValueError as e:  # e.g. channels not divisible by gamma * num_members
             raise ConfigError(f"tu_resnet: {e}") from None
-        tag = "tu_resnet-" + "-".join(f"{k}{v}" for k, v in sorted(config.items())) + f"-seed{task.seed}"
-        model = task.train(model.to(task.device), task.seed, cache_tag=tag)
+        model = task.train(model.to(task.device), task.seed)
         self.models_ = nn.ModuleList([model])
         self.extra_ = {"note": NOTE.format(kind=self.kind, arch=self.arch, members=self.num_members)}
         return self.eval()

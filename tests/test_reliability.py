@@ -132,6 +132,22 @@ elif MODE in ("fit-kill", "fit-count"):  # log every training; fit-kill: die in 
         return real_fit(model, batches, *args, **kwargs)
 
     uqbench.bench.train.fit = fit
+elif MODE == "concurrent":  # start together with the other runner, log every (slowed) training
+    import glob, time
+
+    open(f"{LOG}.ready.{os.getpid()}", "w").close()
+    deadline = time.time() + 120
+    while len(glob.glob(f"{LOG}.ready.*")) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    real_fit = uqbench.bench.train.fit
+
+    def fit(model, batches, *args, **kwargs):
+        with open(LOG, "a") as f:
+            f.write(kwargs.get("desc", "?") + "\\n")
+        time.sleep(1.0)
+        return real_fit(model, batches, *args, **kwargs)
+
+    uqbench.bench.train.fit = fit
 raise SystemExit(main(sys.argv[1:]))
 '''
 
@@ -231,9 +247,11 @@ def test_resumed_deep_ensemble_trains_only_unfinished_members(tmp_path, wrapper)
     log1, log2 = tmp_path / "fit1.log", tmp_path / "fit2.log"
     p = child(wrapper, suite_path, res, cache, "fit-kill", log1)
     assert p.returncode == -signal.SIGKILL, p.stderr[-3000:]
-    tags = lambda log: [line.split()[-1] for line in log.read_text().splitlines()]
-    # single = member 0 of the ensemble (seed 0); killed in member 1's training (seed 1000)
-    assert tags(log1) == ["single-seed0", "single-seed1000"]
+    tags = lambda log: [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
+    base = "base-model member 0 seed {}".format
+    _, s1, s2 = methods.create("deep_ensembles").member_seeds(0)
+    # single = member 0 of the ensemble (seed 0); killed in member 1's training
+    assert tags(log1) == [base(0), base(s1)]
     assert not (job_dir(res, "deep_ensembles") / "seed0.json").exists()
     done = {"single": finished_files(res, "single")}
 
@@ -241,9 +259,42 @@ def test_resumed_deep_ensemble_trains_only_unfinished_members(tmp_path, wrapper)
     assert p.returncode == 0, p.stderr[-3000:]
     assert summary(p.stdout) == "suite tiny: 2 run, 1 already done, 0 skipped, 0 failed"
     trained = tags(log2)
-    assert trained[:2] == ["single-seed1000", "single-seed2000"], trained  # member 0 not retrained
-    assert len(trained) == 3 and trained[2].startswith("mc_dropout"), trained
+    assert trained == [base(s1), base(s2), "mc_dropout member 0 seed 0"], trained  # member 0 not retrained
     check_complete(res, done)
+
+
+def test_two_runners_on_one_results_folder_do_every_job_once(tmp_path, wrapper):
+    suite_path, res, log = write_suite(tmp_path), tmp_path / "results", tmp_path / "trainings.log"
+    procs = [child(wrapper, suite_path, res, tmp_path / "cache", "concurrent", log, popen=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-3000:] for _, err in outs]
+    lines = [summary(out) for out, _ in outs]
+    assert sum(int(re.search(r"(\d+) run,", line).group(1)) for line in lines) == len(METHODS), lines
+    assert any("running elsewhere" in line for line in lines), lines  # they did meet
+    trainings = log.read_text().splitlines()
+    # the single model (also deep-ensemble member 0), two more members, MC dropout: each once
+    assert len(trainings) == len(set(trainings)) == 4, trainings
+    check_complete(res, {})
+
+
+def test_a_killed_runners_lock_is_taken_over(tmp_path):
+    """A lock file left by a SIGKILLed holder is no lock: the kernel released it."""
+    from uqbench.bench.locks import file_lock
+
+    lock = tmp_path / "seed0.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from uqbench.bench.locks import file_lock\n"
+        f"with file_lock(Path({str(lock)!r}), wait=False) as mine:\n"
+        "    print(mine, flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "True"
+    with file_lock(lock, wait=False) as mine:
+        assert not mine  # held by a live process
+    holder.kill()
+    holder.wait()
+    assert lock.exists()  # left behind by the killed holder
+    with file_lock(lock, wait=False) as mine:
+        assert mine
+    assert not lock.exists()
 
 
 def test_same_seed_gives_the_same_numbers(tmp_path, wrapper, monkeypatch):

@@ -97,11 +97,11 @@ def _read_cache(file: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _write_cache(file: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    from uqbench.bench.results import atomic_file
+
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=images, labels=labels)
-        os.replace(tmp, file)
+        with atomic_file(file) as f:
+            np.savez(f, images=images, labels=labels)
     except OSError:
         pass  # a read-only or full disk must not break loading
 

@@ -12,7 +12,6 @@ import http.client
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -109,18 +108,14 @@ def fetch(url: str, dest: Path, md5: str | None = None, sha256: str | None = Non
     scheme = urllib.parse.urlparse(url).scheme.lower()
     if scheme in _NETWORK_SCHEMES and offline():
         raise FetchFailed(url, "offline (UQBENCH_OFFLINE=1)")
+    from uqbench.bench.results import atomic_file
+
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    except OSError as e:
-        raise FetchFailed(url, f"cannot write to {dest.parent}: {e.strerror or e}") from e
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_file(dest) as out:  # renamed to dest only once the checksum matched
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
                 shutil.copyfileobj(response, out, length=1 << 20)
-        check_digests(tmp, md5, sha256, f"download of {url}")
-        os.replace(tmp, dest)
+            out.flush()
+            check_digests(Path(out.name), md5, sha256, f"download of {url}")
     except DataError:
         raise
     except urllib.error.HTTPError as e:
@@ -129,8 +124,6 @@ def fetch(url: str, dest: Path, md5: str | None = None, sha256: str | None = Non
         raise FetchFailed(url, str(e.reason)) from e
     except (OSError, ValueError, http.client.HTTPException) as e:
         raise FetchFailed(url, str(e) or type(e).__name__) from e
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 

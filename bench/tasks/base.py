@@ -2,12 +2,15 @@
 
 ``SupervisedTask`` implements the ``methods.base.Task`` protocol: the methods see models,
 batches and a training call, never files. Trained models are cached on disk by a hash of
-everything that determines them, so a resumed run does not train a finished model again.
+everything that determines them (``checkpoint_key``), so a resumed run does not train a
+finished model again, and a changed evaluation knob retrains nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -19,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 from torch import Tensor, nn
 
-from uqbench.bench import dist
+from uqbench.bench import dist, locks, results
 from uqbench.bench import train as training
 from uqbench.bench.train import Recipe
-from uqbench.methods.base import Inputs
+from uqbench.methods.base import Inputs, derive_seed
 from uqbench.methods.transformer import StreamTransformer
 
 
@@ -37,6 +40,9 @@ def config_hash(obj: Any) -> str:
 
 def cache_root() -> Path:
     return Path(os.environ.get("UQBENCH_CACHE", Path.home() / ".cache" / "uqbench"))
+
+
+BASE_MODEL = "base-model"  # the checkpoint owner of ``single_model``, which several methods share
 
 
 @dataclass
@@ -113,6 +119,8 @@ class SupervisedTask:
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     notes: list[str] = field(default_factory=list)
+    job: tuple[str, dict[str, Any]] | None = None  # (method, training hyper-parameters) of the running job
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # those the running job used
 
     @property
     def epochs(self) -> float:
@@ -181,50 +189,98 @@ class SupervisedTask:
             model = fresh
         return model.to(self.device)
 
-    def train(
-        self,
-        model: nn.Module,
-        seed: int,
-        epochs: float | None = None,
-        lr_scale: float = 1.0,
-        cache_tag: str | None = None,
-    ) -> nn.Module:
-        if not self.trainable:
-            raise RuntimeError(f"task {self.name!r} is zero-shot: it allows no training")
-        epochs = self.recipe.epochs if epochs is None else epochs
-        path = None
-        if cache_tag is not None:
-            configs = [m.config for m in model.modules() if isinstance(m, StreamTransformer)]
-            key = config_hash([self.config, configs, cache_tag, epochs, lr_scale, seed])
-            path = cache_root() / "checkpoints" / self.name / f"{key}.safetensors"
-            if dist.agree(path.exists()):  # under torchrun: rank 0 decides, loads and shares
-                loaded = True
-                if dist.is_main():
-                    try:
-                        model.load_state_dict(load_file(str(path), device=str(self.device)))
-                    except Exception as e:  # a damaged checkpoint is a cache miss: train again
-                        warnings.warn(f"ignoring damaged checkpoint {path} ({type(e).__name__}: {e})", stacklevel=2)
-                        loaded = False
-                if dist.agree(loaded):
-                    dist.broadcast_state(model)
-                    return model.eval()
-        split = self.splits["train"]
-        steps = -(-len(split) // self.recipe.batch_size)
-        torch.manual_seed(seed)
-        batches = lambda epoch: self.iterate(split, self.recipe.batch_size, seed * 1000 + epoch, augment=True)  # noqa: E731
-        training.fit(model, batches, steps, self.recipe, epochs, lr_scale, desc=f"{self.name} {cache_tag or ''}")
-        if path is not None and dist.is_main():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-            os.replace(tmp, path)
-        return model
+    def start_job(self, seed: int, method: str, params: dict[str, Any]) -> None:
+        """Begin a job: the method's registry name and training hyper-parameters enter the keys
+        of the checkpoints it trains, and ``checkpoints`` lists every one the job uses."""
+        self.seed = seed
+        self.job = (method, params)
+        self.checkpoints = []
+
+    @functools.cached_property
+    def data_fingerprint(self) -> str:
+        """A hash of every split a method may learn from ('train', 'val', 'ood_val'), so that
+        changed data (a user's files, a loader) never meets a stale checkpoint."""
+        h = hashlib.sha256()
+        for name in sorted(set(self.splits) & {"train", "val", "ood_val"}):
+            split = self.splits[name]
+            xs = split.x if isinstance(split.x, dict) else {"x": split.x}
+            for k in sorted(xs):
+                h.update(f"{name}/{k}{tuple(xs[k].shape)}".encode())
+                h.update(xs[k].contiguous().numpy().tobytes())
+            h.update(split.y.numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def checkpoint_key(self, model: nn.Module, method: str, params: dict[str, Any], member: int, seed: int,
+                       epochs: float, lr_scale: float) -> str:
+        """The one derivation of a trained model's cache key: the task's training config and
+        data, the method's registry name and training hyper-parameters, the member index and
+        the seed (plus the architecture, budget and learning-rate scale of this training)."""
+        configs = [m.config for m in model.modules() if isinstance(m, StreamTransformer)]
+        return config_hash({"training": self.training_config, "data": self.data_fingerprint, "method": method,
+                            "params": params, "member": member, "seed": seed, "epochs": epochs,
+                            "lr_scale": lr_scale, "architecture": configs})
+
+    def train(self, model: nn.Module, seed: int, epochs: float | None = None, lr_scale: float = 1.0,
+              member: int = 0) -> nn.Module:
+        if self.job is None:  # outside a job (a test calling fit): nothing names the model
+            return self._train_cached(model, seed, epochs, lr_scale, None)
+        method, params = self.job
+        return self._train_cached(model, seed, epochs, lr_scale, (method, params, member))
 
     def single_model(self, seed: int) -> StreamTransformer:
         model = self.backbone(seed)
         if not self.trainable:
             return model.eval()
-        return self.train(model, seed, cache_tag=f"single-seed{seed}")
+        return self._train_cached(model, seed, None, 1.0, (BASE_MODEL, {}, 0))
+
+    def _train_cached(self, model: nn.Module, seed: int, epochs: float | None, lr_scale: float,
+                      owner: tuple[str, dict, int] | None) -> nn.Module:
+        """Train ``model``, or load it from the checkpoint cache when ``owner`` (method, params,
+        member) names it; under torchrun rank 0 alone reads and writes, and shares the weights."""
+        if not self.trainable:
+            raise RuntimeError(f"task {self.name!r} is zero-shot: it allows no training")
+        epochs = self.recipe.epochs if epochs is None else epochs
+        if owner is None:
+            return self._fit(model, seed, epochs, lr_scale, "")
+        method, params, member = owner
+        key = self.checkpoint_key(model, method, params, member, seed, epochs, lr_scale)
+        path = cache_root() / "checkpoints" / self.training_config["task"] / f"{key}.safetensors"
+        record = {"method": method, "member": member, "seed": seed, "key": key}
+        # Another runner training the same model: wait for it, then load its checkpoint.
+        with locks.file_lock(path.with_suffix(".lock"), wait=True) if dist.is_main() else contextlib.nullcontext():
+            digest = self._load(model, path) if dist.agree(path.exists()) else None
+            if dist.agree(digest is not None):
+                dist.broadcast_state(model)
+                self.checkpoints.append({**record, "sha256": digest, "cached": True})
+                return model.eval()
+            self._fit(model, seed, epochs, lr_scale, f"{method} member {member} seed {seed}")
+            if dist.is_main():
+                blob = save({k: v.contiguous() for k, v in model.state_dict().items()})
+                results.write_atomic(path, blob)
+                self.checkpoints.append({**record, "sha256": hashlib.sha256(blob).hexdigest(), "cached": False})
+        return model
+
+    def _load(self, model: nn.Module, path: Path) -> str | None:
+        """Load a checkpoint on rank 0 and return its sha256; None (a cache miss) when damaged."""
+        if not dist.is_main():
+            return ""
+        try:
+            blob = path.read_bytes()
+            model.load_state_dict(load(blob))
+            return hashlib.sha256(blob).hexdigest()
+        except Exception as e:  # a damaged checkpoint is a cache miss: train again
+            warnings.warn(f"ignoring damaged checkpoint {path} ({type(e).__name__}: {e})", stacklevel=3)
+            return None
+
+    def _fit(self, model: nn.Module, seed: int, epochs: float, lr_scale: float, what: str) -> nn.Module:
+        split = self.splits["train"]
+        steps = -(-len(split) // self.recipe.batch_size)
+        torch.manual_seed(seed)
+
+        def batches(epoch: int) -> Iterator[tuple[Inputs, Tensor]]:
+            return self.iterate(split, self.recipe.batch_size, derive_seed(seed, "epoch", epoch), augment=True)
+
+        return training.fit(model, batches, steps, self.recipe, epochs, lr_scale, desc=f"{self.name} {what}".rstrip())
 
 
 def head_reinit_copies(base: StreamTransformer) -> Callable[[int], StreamTransformer]:

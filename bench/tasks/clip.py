@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from uqbench.bench import results
 from uqbench.bench.data import DataError, MissingData, load_image_folder, load_textures
 from uqbench.bench.data.root import offline
 from uqbench.bench.tasks import register_task
@@ -174,10 +175,7 @@ def _classifier(model: Any, tokenizer: Any, classnames: list[str], templates: st
     emb = weights.T.contiguous().float()
     if path is not None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            save_file({"class_embeddings": emb}, str(tmp))
-            os.replace(tmp, path)
+            results.write_atomic(path, save({"class_embeddings": emb}))
         except OSError:
             pass
     return emb

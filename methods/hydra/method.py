@@ -3,7 +3,7 @@ Uncertainty-Aware Efficient Transformers", arXiv 2510.18358, ICLR 2026) as a ``U
 
 fit(task):
  1. start from the task's single model ``task.single_model(task.seed)``;
- 2. for member m (seed ``s_m = 1000 * task.seed + m + 1``): score the heads on a seed-specific
+ 2. for member m (seed ``s_m = derive_seed(task.seed, "hydra/member", m)``): score the heads on a seed-specific
     subset/order of batches (``task.batches(split, s_m, score_batches)``) with ``taylor``
     (on 'train' where the task is trainable, else 'val') or ``circuit`` ('val', plus
     'ood_val' when present; see ``importance``), and keep ``heads_per_member`` heads per
@@ -37,15 +37,13 @@ Defaults and why:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from typing import Any
 
 import torch
 from torch import nn
 
-from uqbench.methods.base import ConfigError, Task, UQMethod, register
+from uqbench.methods.base import ConfigError, Task, UQMethod, derive_seed, register
 from uqbench.methods.hydra.fuse import fuse, fused_config
 from uqbench.methods.hydra.importance import circuit_select, select_heads, taylor_scores
 from uqbench.methods.hydra.prune import prune, pruned_config
@@ -57,15 +55,11 @@ FINETUNE = ("members", "fused")
 
 def member_seed(seed: int, m: int) -> int:
     """The seed of member m of the ensemble built on the single model of ``seed``."""
-    return 1000 * seed + m + 1
+    return derive_seed(seed, "hydra/member", m)
 
 
 def jaccard(a: list[int], b: list[int]) -> float:
     return len(set(a) & set(b)) / max(len(set(a) | set(b)), 1)
-
-
-def _tag(obj: Any) -> str:
-    return "hydra-" + hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _freeze_trunk(model: StreamTransformer, fork_layer: int) -> StreamTransformer:
@@ -159,9 +153,6 @@ class Hydra(UQMethod):
             sets, scores = circuit_select(base, val, ood, k, self.fork_layer, self.gumbel_tau, gen, self.ood_weight)
         return sets, [s.tolist() for s in scores]
 
-    def _settings(self) -> dict[str, Any]:
-        return {k: v for k, v in self.get_params().items() if k not in ("lr_scale", "finetune_frac")}
-
     def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
         k = self._check_against(backbone)
         member = pruned_config(backbone, [k] * (len(backbone["blocks"]) - self.fork_layer), self.fork_layer)
@@ -182,16 +173,14 @@ class Hydra(UQMethod):
             scores.append(sc)
             member = _freeze_trunk(prune(base, s, fork), fork)
             if tune and self.finetune == "members":
-                tag = _tag({"base_seed": task.seed, "member": m, "head_sets": s, **self._settings()})
                 member = task.train(member, member_seed(task.seed, m), epochs=epochs,
-                                    lr_scale=self.lr_scale, cache_tag=tag)
+                                    lr_scale=self.lr_scale, member=m)
             members.append(member.eval())
 
         fused = fuse(members, fork, self.merge_mlp)
         if tune and self.finetune == "fused":
-            tag = _tag({"base_seed": task.seed, "head_sets": sets, **self._settings()})
             fused = task.train(_freeze_trunk(fused, fork), member_seed(task.seed, M), epochs=epochs,
-                               lr_scale=self.lr_scale, cache_tag=tag)
+                               lr_scale=self.lr_scale, member=M)
         fused.requires_grad_(True)
         self.models_ = nn.ModuleList([fused.eval()])
 
