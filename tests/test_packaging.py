@@ -49,4 +49,5 @@ def test_wheel_has_one_top_level_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"uqbench"}
     assert "uqbench/bench/suites/quick.toml" in names
+    assert "uqbench/bench/templates/leaderboard.html" in names  # the HTML leaderboard's page template
     assert "uqbench/methods/hydra/fuse.py" in names
