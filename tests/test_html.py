@@ -59,6 +59,7 @@ def test_page_is_self_contained_and_holds_every_table(board):
     assert text.count("<table") == len(md_tables(md)) > 5
     assert '<tr data-suite="standard" data-task="digits" data-method="noise" data-external="1">' in text
     assert "{{" not in text
+    assert text.count("<section") == text.count("</section>") and 'section class="task" data-suite="gpu"' in text
 
 
 def test_runs_export_has_every_record_with_provenance(board):
