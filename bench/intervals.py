@@ -31,14 +31,16 @@ as defined in ``bench/metrics.py``; replicate 0 (unit weights) equals its values
 
 from __future__ import annotations
 
+import io
 import math
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from uqbench.bench import metrics
+from uqbench.bench import metrics, results
 from uqbench.bench.scoring import softmax
 
 N_BOOT = 1000
@@ -85,6 +87,36 @@ def scores(logits: dict[str, np.ndarray], labels: np.ndarray, near: tuple[str, .
         bins=metrics.bin_index(conf), msp={k.removeprefix("ood/"): -v.max(1) for k, v in mean.items()},
         near=tuple(near),
     )
+
+
+def signature(logits: dict[str, np.ndarray], test_labels: np.ndarray) -> tuple:
+    """What two jobs must share to be paired: the test labels and the size of every evaluated set."""
+    return (zlib.crc32(np.asarray(test_labels, dtype=np.int64).tobytes()),
+            tuple(sorted((k, v.shape[1]) for k, v in logits.items())))
+
+
+def save_scores(path: Path, s: Scores, sig: tuple) -> None:
+    """Write ``s`` and its pairing signature: a few bytes per sample, small enough to commit where
+    the member logits are not (``load_scores`` reads it back)."""
+    arrays = {"acc": s.acc.astype(np.uint8), "conf": s.conf.astype(np.float32), "nll": s.nll.astype(np.float32),
+              "brier": s.brier.astype(np.float32), "bins": s.bins.astype(np.uint8),
+              "near": np.array(s.near, dtype=str), "crc": np.array(sig[0], dtype=np.int64),
+              "sizes": np.array([n for _, n in sig[1]], dtype=np.int64), "sets": np.array([k for k, _ in sig[1]], dtype=str)}
+    arrays.update({f"msp|{k}": v.astype(np.float32) for k, v in s.msp.items()})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    results.write_atomic(path, buf.getvalue())
+
+
+def load_scores(path: Path) -> tuple[Scores, tuple]:
+    """``(Scores, signature)`` from a file of ``save_scores``."""
+    with np.load(path) as z:
+        s = Scores(acc=z["acc"].astype(np.float64), conf=z["conf"].astype(np.float64),
+                   nll=z["nll"].astype(np.float64), brier=z["brier"].astype(np.float64),
+                   bins=z["bins"].astype(np.int64), near=tuple(str(n) for n in z["near"]),
+                   msp={k.split("|", 1)[1]: z[k].astype(np.float64) for k in z.files if k.startswith("msp|")})
+        sig = (int(z["crc"]), tuple(zip((str(k) for k in z["sets"]), (int(n) for n in z["sizes"]))))
+    return s, sig
 
 
 class Resampler:

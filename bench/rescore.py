@@ -7,6 +7,9 @@ ensemble of its first M members, ``{"1": {...}, "2": {...}, ...}`` for M = 1 .. 
 ``max_members``). The runner scores the same float16-rounded logits it saves, so on unchanged
 code the recomputed metrics equal the stored ones exactly.
 
+Results whose logits stay in the cache also get the per-sample scores file that the paired
+intervals read (``verdicts.scores_file``), so that the leaderboard needs no cache.
+
 Nothing is written until every file has been scored: damaged logits (NaN, unreadable) stop the
 command with the file and set named, and no result file is changed. Results whose logits are
 absent are reported and left as they are.
@@ -17,7 +20,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from uqbench.bench import results, scoring
+from uqbench.bench import results, scoring, verdicts
 
 HEADLINE = ("test/acc", "test/nll", "test/ece", "ood_mean/auroc_msp", "ood_mean/fpr95_msp", "shift/mean/acc")
 
@@ -56,7 +59,7 @@ def rescore(root: Path, suite: str | None = None, max_members: int | None = None
     base = root / "runs" / suite if suite else root / "runs"
     if not base.is_dir():
         raise ValueError(f"no results under {base}")
-    updates = []
+    updates, scores = [], []
     for path in sorted(base.rglob("*.json")):
         obj = results.read(path)  # raises ResultError naming the file
         if obj["status"] != "ok":
@@ -66,6 +69,8 @@ def rescore(root: Path, suite: str | None = None, max_members: int | None = None
             log(f"{path}: logits {logits_path} are absent; left unchanged")
             continue
         new = _score(path, logits_path, obj, max_members)
+        if obj["logits"].startswith("cache:") and not verdicts.scores_file(path).is_file():
+            scores.append((path, logits_path, obj))
         changed = sorted(k for k in set(new["metrics"]) | set(obj["metrics"])
                          if new["metrics"].get(k) != obj["metrics"].get(k))
         if changed:
@@ -73,4 +78,8 @@ def rescore(root: Path, suite: str | None = None, max_members: int | None = None
         updates.append((path, new))
     for path, obj in updates:
         results.write(path, obj)
+    for path, logits_path, obj in scores:
+        logits, labels = results.load_logits(logits_path)
+        verdicts.write_scores(path, logits, labels, tuple(obj.get("near_ood", [])))
+        log(f"{verdicts.scores_file(path)}: per-sample scores written (its logits stay in the cache)")
     return len(updates)

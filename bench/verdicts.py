@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import zipfile
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,17 @@ class Comparison:
     note: str  # why the interval is not the full one, or why seeds were left out; "" otherwise
 
 
+def scores_file(result: str | Path) -> Path:
+    """Where the per-sample scores of a result whose logits stay in the cache are committed."""
+    return Path(result).with_suffix(".scores.npz")
+
+
+def write_scores(path: Path, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], near: tuple) -> None:
+    """Commit what the paired bootstrap needs of a result whose logits are too large to commit."""
+    s = intervals.scores(logits, labels["test"], tuple(near))
+    intervals.save_scores(scores_file(path), s, intervals.signature(logits, labels["test"]))
+
+
 class Evidence:
     """Bootstrap replicates of each job's metrics from its saved logits under ``root`` (None: read
     no logits), computed once per job."""
@@ -54,7 +64,14 @@ class Evidence:
         if self.root is None:
             return "logits not read"
         if job["logits"].startswith("cache:"):
-            return "logits kept only in the local cache"
+            scores_path = self.root / scores_file(job["_path"])
+            if not scores_path.is_file():
+                return "logits kept only in the local cache"
+            try:
+                s, signature = intervals.load_scores(scores_path)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                raise results.ResultError(f"{scores_path}: unreadable scores ({type(e).__name__}: {e})") from None
+            return intervals.replicates(s, self.resampler), signature
         path = results.logits_location(self.root, job["logits"])
         if not path.is_file():
             return "logits file absent"
@@ -63,8 +80,7 @@ class Evidence:
             s = intervals.scores(logits, labels["test"], tuple(job.get("near_ood", [])))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise results.ResultError(f"{path}: unreadable logits ({type(e).__name__}: {e})") from None
-        signature = (zlib.crc32(labels["test"].tobytes()), tuple(sorted((k, v.shape[1]) for k, v in logits.items())))
-        return intervals.replicates(s, self.resampler), signature
+        return intervals.replicates(s, self.resampler), intervals.signature(logits, labels["test"])
 
     def difference(self, a: list[dict], b: list[dict], key: str) -> Comparison | None:
         """``key`` of jobs ``a`` minus jobs ``b``, paired by seed; None when no seed pairs."""

@@ -166,3 +166,32 @@ def test_leaderboard_shows_claims_and_differences_for_renamed_entries(tmp_path):
     assert "Difference to `baseline` (entry minus `baseline`" in text
     assert "| `hydra-taylor` | " in text.split("Difference to `baseline`")[1]
     assert report.build(tmp_path, tmp_path / "again.md").read_text() == text  # deterministic
+
+
+def test_cached_logits_with_a_scores_file_get_the_full_interval(tmp_path, monkeypatch):
+    """A run whose logits went to the cache commits per-sample scores; the leaderboard's intervals
+    then need no cache."""
+    from uqbench.bench import runner
+    from uqbench.bench.tasks import create_task
+
+    monkeypatch.setattr(runner, "LOGITS_COMMIT_LIMIT", 0)
+    task = create_task("digits", dim=24, depth=2, heads=6, patch=2, epochs=1, batch_size=128)
+    rng = np.random.default_rng(0)
+    sets = task.eval_sets()
+    root = tmp_path / "res"
+    for entry, skill in (("baseline", 0.0), ("hydra-taylor", 1.0)):
+        for seed in (0, 1):
+            logits = {k: rng.normal(size=(1, len(v.y), task.num_classes)) + skill * np.eye(task.num_classes)[v.y.numpy()]
+                      for k, v in sets.items()}
+            labels = {k: v.y.numpy() for k, v in sets.items()}
+            path = results.JobId("standard", "digits", entry, seed).path(root)
+            runner.make_record(task, logits, labels, root=root, path=path, suite="standard", method=entry, seed=seed,
+                               params=_params(entry), config_hash="0",
+                               cost={"members": 1, "params": 1, "flops": 1, "latency_ms": 1.0, "throughput": 1.0},
+                               wall={})
+            assert results.read(path)["logits"].startswith("cache:")
+            assert verdicts.scores_file(path).is_file()
+    jobs, _ = report.load_all(root)
+    rows = verdicts.claim_rows(jobs, verdicts.Evidence(root, n_boot=100))
+    nll = next(r for r in rows if r["reference"] == "single" and r["claim"] == "NLL")
+    assert nll["interval"] == "bootstrap + seeds" and not nll["note"] and nll["seeds"] == 2

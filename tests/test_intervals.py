@@ -122,3 +122,16 @@ def test_one_seed_and_seed_only_intervals():
     assert one.kind == "none" and math.isnan(one.lo) and one.diff == pytest.approx(0.1)
     with pytest.raises(ValueError, match="same number"):
         intervals.combine([a[0]["test/acc"]], [])
+
+
+def test_scores_file_gives_the_replicates_of_the_logits(tmp_path):
+    """Where logits stay in the cache, the committed per-sample scores stand in for them."""
+    logits, y = _logits(np.random.default_rng(2))
+    s = intervals.scores(logits, y, ("near",))
+    intervals.save_scores(tmp_path / "seed0.scores.npz", s, intervals.signature(logits, y))
+    back, sig = intervals.load_scores(tmp_path / "seed0.scores.npz")
+    assert sig == intervals.signature(logits, y) and back.near == ("near",)
+    a, b = intervals.replicates(s, intervals.Resampler(20)), intervals.replicates(back, intervals.Resampler(20))
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], atol=1e-6, err_msg=key)
