@@ -9,6 +9,7 @@ timings from different runs or machines are not comparable.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ class Timing:
     method: str
     members: int
     median_s: float
+    flops: float  # analytic forward FLOPs per sample (NaN in files written before they were recorded)
+    compiled: bool
 
 
 def load(root: Path) -> list[Timing]:
@@ -41,7 +44,8 @@ def load(root: Path) -> list[Timing]:
             for b in data["benchmarks"]:
                 p, info = b["params"], b["extra_info"]
                 out.append(Timing(name, str(info["device"]), str(info["dtype"]), str(p["scale"]),
-                                  int(p["batch"]), str(p["name"]), int(info["members"]), float(b["stats"]["median"])))
+                                  int(p["batch"]), str(p["name"]), int(info["members"]), float(b["stats"]["median"]),
+                                  float(info.get("flops", math.nan)), bool(info.get("compiled", False))))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ResultError(f"{name}: not a cost-benchmark file ({type(e).__name__}: {e})") from e
     return out
@@ -68,17 +72,26 @@ def verdict(ratio: float) -> str:
     return "holds" if ratio <= CLAIMED_RATIO * (1 + TOLERANCE) else "does not hold"
 
 
-HEADER = ["File", "Device, dtype", "Backbone", "Batch", "Network", "Members", "Median ms", "× single", "Samples / s"]
+HEADER = ["File", "Device, dtype", "Backbone", "Batch", "Network", "Members", "Median ms", "Time × single",
+          "FLOPs × single", "Efficiency", "Samples / s"]
+
+
+def _ratio(v: float, prefix: str = "") -> str:
+    return "–" if math.isnan(v) else f"{prefix}{v:.2f}"
 
 
 def table_rows(timings: list[Timing]) -> list[list[str]]:
-    """One row per file, backbone, batch and network: median time and ratio to ``single``."""
+    """One row per file, backbone, batch and network: median time, its ratio to ``single``, the
+    analytic FLOP ratio and their quotient (efficiency: 1 = as fast as the arithmetic allows)."""
     rows = []
     for (file, scale, batch), by_method in sorted(_groups(timings).items()):
         one = by_method.get(COST_BENCH_REFERENCE)
         for m in sorted(by_method, key=lambda m: (m != COST_BENCH_REFERENCE, m)):
             t = by_method[m]
-            ratio = f"×{t.median_s / one.median_s:.2f}" if one else "–"
-            rows.append([f"`{file}`", f"{t.device}, {t.dtype}", scale, str(batch), f"`{m}`", str(t.members),
-                         f"{1000 * t.median_s:.2f}", ratio, f"{batch / t.median_s:.0f}"])
+            time = t.median_s / one.median_s if one else math.nan
+            flops = t.flops / one.flops if one else math.nan
+            net = f"`{m}`" + (" (compiled)" if t.compiled else "")
+            rows.append([f"`{file}`", f"{t.device}, {t.dtype}", scale, str(batch), net, str(t.members),
+                         f"{1000 * t.median_s:.2f}", _ratio(time, "×"), _ratio(flops, "×"), _ratio(flops / time),
+                         f"{batch / t.median_s:.0f}"])
     return rows

@@ -1,6 +1,10 @@
-"""Figures from result files: reliability diagrams, risk-coverage curves, quality against cost.
+"""Figures from result files: reliability diagrams, risk-coverage curves, quality against cost,
+and hyper-parameter dials.
 
-One PNG of each kind per (suite, task) under ``results/figures/``. Curves pool every seed's
+One PNG of each kind per (suite, task) under ``results/figures/``. Where a suite holds three or
+more entries of one registered method that differ in exactly one hyper-parameter (Hydra's
+``fork_layer``, say), a dial figure plots the measured cost of each setting against its OOD
+AUROC and ECE, seeds as error bars. Curves pool every seed's
 logits from the results folder alone, so every machine draws the same figures; methods whose
 logits are kept only in the local cache (files over the size limit) are left out and named.
 """
@@ -8,6 +12,7 @@ logits are kept only in the local cache (files over the size limit) are left out
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 from collections import defaultdict
@@ -100,6 +105,58 @@ def _quality_cost(by_method: dict[str, list[dict]], reference: str | None, title
     return fig
 
 
+def sweep(by_method: dict[str, list[dict]]) -> tuple[str, dict[object, list[dict]]] | None:
+    """``(parameter, {value: jobs})`` when at least three entries of one registered method differ
+    in exactly that hyper-parameter, else None."""
+    by_registered: dict[str, list[list[dict]]] = defaultdict(list)
+    for js in by_method.values():
+        by_registered[js[0]["params"]["method"]].append(js)
+    for _, groups in sorted(by_registered.items()):
+        params = [g[0]["params"] for g in groups]
+        varying = [k for k in sorted({k for p in params for k in p})
+                   if len({json.dumps(p.get(k)) for p in params}) > 1]
+        if len(groups) >= 3 and len(varying) == 1:
+            return varying[0], dict(sorted((p[varying[0]], g) for p, g in zip(params, groups)))
+    return None
+
+
+def _time_ratios(js: list[dict], single: dict[int, dict]) -> list[float]:
+    """Per seed: the job's time per sample at the large batch over the same seed's single model's."""
+    return [single[j["seed"]]["cost"]["throughput"] / j["cost"]["throughput"] for j in js if j["seed"] in single]
+
+
+def _dial(param: str, by_value: dict[object, list[dict]], single: dict[int, dict], title: str):
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    flops_ref = np.mean([j["cost"].get("analytic_flops", math.nan) for j in single.values()] or [math.nan])
+    for ax, key, label in zip(axes, ("ood_mean/auroc_msp", "test/ece"), ("OOD AUROC (MSP, mean over sets) ↑", "ECE ↓")):
+        xs, ys = [], []
+        for value, js in by_value.items():
+            t, v = _time_ratios(js, single), [j["metrics"][key] for j in js if key in j["metrics"]]
+            if not t or not v:
+                continue
+            x, y = float(np.mean(t)), float(np.mean(v))
+            ax.errorbar(x, y, xerr=np.std(t) if len(t) > 1 else None, yerr=np.std(v) if len(v) > 1 else None,
+                        fmt="o", color="C0", capsize=3)
+            flops = np.mean([j["cost"].get("analytic_flops", math.nan) for j in js]) / flops_ref
+            if not math.isnan(flops):
+                ax.plot(flops, y, "o", mfc="none", color="C1")
+            ax.annotate(f"{param}={value}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            xs.append(x)
+            ys.append(y)
+        ax.plot(xs, ys, "-", color="C0", linewidth=0.6)
+        ax.set_xlabel("time per sample at the large batch, × single model")
+        ax.set_ylabel(label)
+    axes[0].plot([], [], "o", color="C0", label="measured (mean ± sd over seeds)")
+    axes[0].plot([], [], "o", mfc="none", color="C1", label="analytic FLOP ratio")
+    axes[0].legend(fontsize=7)
+    loads = [j["cost"]["cpu_load"] for js in by_value.values() for j in js if j["cost"].get("cpu_load") is not None]
+    if loads:  # timings under load are inflated unevenly: say so on the figure
+        title += f"\nCPU load per core while timing: {min(loads):.1f} to {max(loads):.1f} (above 1, times are inflated)"
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def make_all(root: Path, jobs: list[dict], link_base: Path) -> dict[tuple[str, str], dict[str, str]]:
     """Draw every figure; returns {(suite, task): {title: path relative to link_base}}."""
     groups: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
@@ -116,6 +173,10 @@ def make_all(root: Path, jobs: list[dict], link_base: Path) -> dict[tuple[str, s
         left_out = [m for m in by_method if m not in pooled]
         note = f"\n(not drawn, logits not in the results folder: {', '.join(left_out)})" if left_out else ""
         drawers = {"quality-vs-cost": lambda: _quality_cost(by_method, one, f"{task} ({suite}): quality against cost")}
+        dial = sweep(by_method)
+        if dial and one in by_method:
+            single = {j["seed"]: j for j in by_method[one]}
+            drawers[f"{dial[0]}-dial"] = lambda: _dial(*dial, single, f"{task} ({suite}): the {dial[0]} dial")
         if pooled:
             drawers["reliability"] = lambda: _reliability(pooled, f"{task} ({suite}): reliability{note}")
             drawers["risk-coverage"] = lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage{note}")

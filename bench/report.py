@@ -31,7 +31,7 @@ MAIN = [
     ("shift/mean/acc", "Shift acc ↑", True),
     ("shift/mean/ece", "Shift ECE ↓", False),
 ]
-COST = [("params", "Params ×"), ("flops", "FLOPs ×"), ("latency_ms", "Latency ×"), ("throughput", "Throughput ×")]
+COST = [("params", "Params ×"), ("analytic_flops", "FLOPs ×"), ("latency_ms", "Latency ×"), ("throughput", "Throughput ×")]
 OOD_KEYS = [("auroc_msp", True), ("auroc_entropy", True), ("auroc_mi", True), ("aupr_msp", True), ("fpr95_msp", False)]
 
 LEGEND = """\
@@ -43,7 +43,8 @@ negated max probability as score (higher score = more likely OOD), averaged over
 sets; **FPR95** fraction of OOD samples accepted at the threshold keeping 95 % of
 in-distribution samples, averaged over all OOD sets; **Shift acc / ECE** averaged over every
 corruption and severity. Cost columns are ratios to the `single` model of the same task
-(params, forward FLOPs per sample, latency at the small batch, throughput at the large batch).
+(params, forward FLOPs per sample from the analytic cost model, latency at the small batch,
+throughput at the large batch).
 Values are mean ± standard deviation over seeds; the best mean of each column is in bold.
 """
 
@@ -90,6 +91,10 @@ def _fmt(values: list[float]) -> str:
     return f"{mean:.{digits}f} ± {float(np.std(v, ddof=1)):.{digits}f}" if len(v) > 1 else f"{mean:.{digits}f}"
 
 
+def _num(v: float, fmt: str, prefix: str = "") -> str:
+    return "–" if math.isnan(v) else f"{prefix}{v:{fmt}}"
+
+
 def _mean(values: list[float]) -> float:
     v = [x for x in values if x is not None and not math.isnan(x)]
     return float(np.mean(v)) if v else math.nan
@@ -126,7 +131,7 @@ def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[s
     one = verdicts.reference_entry(jobs)
     names = sorted(by_method, key=lambda m: (m != one, m))
     present = [(k, t, h) for k, t, h in MAIN if any(k in j["metrics"] for j in jobs)]
-    ref = {k: _mean([j["cost"][k] for j in by_method[one]]) for k, _ in COST} if one else {}
+    ref = {k: _mean([j["cost"].get(k, math.nan) for j in by_method[one]]) for k, _ in COST} if one else {}
 
     columns: dict[str, dict[str, str]] = defaultdict(dict)
     for key, title, higher in present:
@@ -327,27 +332,37 @@ def cost_section(jobs: list[dict], timings: Sequence[costbench.Timing]) -> list[
         by_method: dict[str, list[dict]] = defaultdict(list)
         for j in js:
             by_method[j["method"]].append(j)
-        ref = verdicts.reference_entry(js)
-        one = _mean([j["cost"]["latency_ms"] for j in by_method.get(ref, [])])
-        one_thr = _mean([j["cost"]["throughput"] for j in by_method.get(ref, [])])
-        for m in sorted(by_method, key=lambda m: (m != ref, m)):
+        one = verdicts.reference_entry(js)
+        ref = {k: _mean([j["cost"].get(k, math.nan) for j in by_method.get(one, [])])
+               for k in ("analytic_flops", "latency_ms", "throughput")}
+        for m in sorted(by_method, key=lambda m: (m != one, m)):
             c = lambda k: _mean([j["cost"].get(k, math.nan) for j in by_method[m]])  # noqa: E731
             b_small, b_large = by_method[m][0]["cost"].get("batch_small"), by_method[m][0]["cost"].get("batch_large")
+            flops = c("analytic_flops") / ref["analytic_flops"]
+            small = c("latency_ms") / ref["latency_ms"]  # time ratios at the small and the large batch
+            large = ref["throughput"] / c("throughput")
             rows.append([
                 f"`{task}` ({suite})", f"`{m}`", f"{device}, {dtype}", f"{c('params') / 1e6:.3g}",
-                f"{c('flops') / 1e6:.4g}", f"{c('latency_ms'):.2f} (×{c('latency_ms') / one:.2f})" if one else f"{c('latency_ms'):.2f}",
-                f"{c('throughput'):.0f} (×{c('throughput') / one_thr:.2f})" if one_thr else f"{c('throughput'):.0f}",
-                f"{c('peak_mem_mb'):.0f}", f"{b_small} / {b_large}",
-                "–" if math.isnan(c("cpu_load")) else f"{c('cpu_load'):.1f}",
+                _num(c("analytic_flops") / 1e6, ".4g"), _num(flops, ".2f", "×"),
+                f"{c('latency_ms'):.2f} ({_num(small, '.2f', '×')})", f"{c('throughput'):.0f} ({_num(large, '.2f', '×')})",
+                f"{_num(flops / small, '.2f')} / {_num(flops / large, '.2f')}",
+                f"{c('peak_mem_mb'):.0f}", f"{b_small} / {b_large}", _num(c("cpu_load"), ".1f"),
             ])
-    header = ["Task", "Method", "Device, dtype", "Params (M)", "MFLOPs / sample", "Latency ms (× single)",
-              "Throughput /s (× single)", "Peak mem MB", "Batch (latency / throughput)", "CPU load"]
+    header = ["Task", "Method", "Device, dtype", "Params (M)", "MFLOPs / sample", "FLOPs × single",
+              "Latency ms (time × single)", "Throughput /s (time × single)", "Efficiency (latency / throughput)",
+              "Peak mem MB", "Batch (latency / throughput)", "CPU load"]
     lines = ["## Inference cost", ""]
     if rows:
         lines += ["Measured in the same run as each result (median of repeats after warm-up). On the CPU, peak "
                   "memory is the growth of resident memory during the large-batch run; on a GPU, CUDA's peak allocation. "
                   "CPU load is the one-minute load average per core when the measurement began: well above 1, other work "
-                  "competed for the cores and the timings are inflated (compare ratios measured side by side instead).", ""]
+                  "competed for the cores and the timings are inflated (compare ratios measured side by side instead). "
+                  "MFLOPs are the analytic forward FLOPs per sample of the method's networks (`methods.flops`: matrix "
+                  "products and attention, as `torch.utils.flop_counter` counts them on every device). Time × single is "
+                  "the latency ratio at the small batch and the inverse throughput ratio at the large one; efficiency is "
+                  "the FLOP ratio divided by the time ratio: 1 means the method is as fast as its arithmetic allows "
+                  "relative to the single model, below 1 it loses time to its implementation (copies, element-wise work "
+                  "on every stream, launches), above 1 it uses the hardware better than the single model.", ""]
         lines += _table(header, rows) + [""]
     if timings:
         lines += ["### Side-by-side micro-benchmark", "",

@@ -17,12 +17,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def _expand_streams(x: Tensor, members: int) -> Tensor:
-    if x.shape[0] == members:
-        return x
-    if x.shape[0] != 1:
+def _check_streams(x: Tensor, members: int) -> None:
+    if x.shape[0] not in (1, members):
         raise ValueError(f"{x.shape[0]} streams reach a layer of {members} members")
-    return x.expand(members, *x.shape[1:])
+
+
+def _expand_streams(x: Tensor, members: int) -> Tensor:
+    _check_streams(x, members)
+    return x if x.shape[0] == members else x.expand(members, *x.shape[1:])
 
 
 def _stream_layer_norm(norm: nn.LayerNorm, x: Tensor, streams: int) -> Tensor:
@@ -98,9 +100,11 @@ class StreamNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.members == 1:
             return F.layer_norm(x, (self.dim,), self.weight[0], self.bias[0], self.eps)
-        x = _expand_streams(x, self.members)
+        _check_streams(x, self.members)
+        # normalise the incoming streams once (a trunk stream is not copied M times), then one
+        # fused multiply-add applies each member's affine transform and expands to M streams
         y = F.layer_norm(x, (self.dim,), eps=self.eps)
-        return y * _per_stream(self.weight, x.ndim) + _per_stream(self.bias, x.ndim)
+        return torch.addcmul(_per_stream(self.bias, x.ndim), y, _per_stream(self.weight, x.ndim))
 
 
 class PatchEmbed(nn.Module):

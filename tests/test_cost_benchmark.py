@@ -5,20 +5,26 @@ paper's vision backbone (random weights: cost does not depend on them).
 
 Disabled by default (they then run once, as tests); ``make cost-benchmark`` times them. Compare
 the medians side by side from one run: ratios to ``single`` are what matter. float32 on the CPU;
-on a CUDA machine the same benchmarks run in bfloat16.
+on a CUDA machine the same benchmarks run in bfloat16. ``UQBENCH_COMPILE=1`` times every network
+through ``torch.compile`` instead (compilation happens in the warm-up, outside the timing).
+Each benchmark records the analytic FLOPs per sample of what it runs (``methods.flops``).
 """
 
 from __future__ import annotations
 
 
+import os
+
 import pytest
 import torch
 
+from uqbench.methods import flops
 from uqbench.methods.transformer import StreamTransformer, init_weights, vit_config
 
 M = 3
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 DTYPE = torch.bfloat16 if DEVICE.type == "cuda" else torch.float32
+COMPILE = os.environ.get("UQBENCH_COMPILE") == "1"
 
 
 SCALES = {  # name -> (image side, vit_config arguments)
@@ -48,23 +54,29 @@ def _model(cfg: dict) -> StreamTransformer:
     return init_weights(StreamTransformer(cfg)).to(DEVICE, DTYPE).eval()
 
 
-MODELS = {
-    "single": lambda s: [_model(_base(s))],
-    "deep_ensemble": lambda s: [_model(_base(s)) for _ in range(M)],
-    "hydra": lambda s: [_model(_hydra(s))],
-    "hydra_fork3": lambda s: [_model(_hydra(s, fork_layer=3))],
-    "hydra_permember_mlp": lambda s: [_model(_hydra(s, merge_mlp=False))],
+CONFIGS = {  # name -> configs of the networks run one after another
+    "single": lambda s: [_base(s)],
+    "deep_ensemble": lambda s: [_base(s) for _ in range(M)],
+    "hydra": lambda s: [_hydra(s)],
+    "hydra_fork3": lambda s: [_hydra(s, fork_layer=3)],
+    "hydra_permember_mlp": lambda s: [_hydra(s, merge_mlp=False)],
 }
 
 
+def analytic_flops(scale: str, name: str) -> float:
+    """Forward FLOPs per sample of benchmark ``name`` at ``scale`` (``methods.flops``)."""
+    return sum(flops.forward_flops(c, flops.tokens(c))["total"] for c in CONFIGS[name](scale))
+
+
 @pytest.mark.parametrize("batch", [1, 256])
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("scale", list(SCALES))
 def test_inference_cost(benchmark, scale, name, batch):
     if scale == "vit-b16" and DEVICE.type != "cuda":
         pytest.skip("ViT-B/16 at 224 px is benchmarked on a GPU only (minutes per call on a CPU)")
     side, arch = SCALES[scale]
-    nets = MODELS[name](scale)
+    models = [_model(c) for c in CONFIGS[name](scale)]
+    nets = [torch.compile(n) for n in models] if COMPILE else models
     x = torch.randn(batch, 3, side, side, device=DEVICE, dtype=DTYPE)
 
     @torch.no_grad()
@@ -75,7 +87,9 @@ def test_inference_cost(benchmark, scale, name, batch):
         return out
 
     benchmark.group = f"{scale}, batch {batch} ({DEVICE.type}, {str(DTYPE).removeprefix('torch.')})"
-    benchmark.extra_info["members"] = sum(n.num_members for n in nets)
+    benchmark.extra_info["members"] = sum(n.num_members for n in models)
+    benchmark.extra_info["flops"] = analytic_flops(scale, name)
+    benchmark.extra_info["compiled"] = COMPILE
     benchmark.extra_info["device"] = torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu"
     benchmark.extra_info["dtype"] = str(DTYPE).removeprefix("torch.")
     out = benchmark(forward)

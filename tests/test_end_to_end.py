@@ -22,6 +22,11 @@ def test_smoke_suite_to_leaderboard(tmp_path):
         assert f"| `{m.name}` |" in text
     assert (tmp_path / "summary.csv").read_text().count("\n") == len(s.methods) + 1
     assert any((tmp_path / "figures").glob("*reliability.png"))
+    cost = text.split("## Inference cost")[1]
+    assert "| FLOPs × single |" in cost and "| Efficiency (latency / throughput) |" in cost
+    for m in s.methods:  # every method's FLOP ratio and efficiency come from its recorded analytic FLOPs
+        row = next(r for r in cost.splitlines() if f"| `{m.name}` |" in r).split(" | ")
+        assert row[5].startswith("×") and "–" not in row[8], row
 
     first = {p: p.read_bytes() for p in [out, *sorted((tmp_path / "figures").glob("*.png"))]}
     report.build(tmp_path, tmp_path / "leaderboard.md")

@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from uqbench import methods
-from uqbench.bench import cli, report, results, runner, scoring, suite
+from uqbench.bench import cli, figures, report, results, runner, scoring, suite
 from uqbench.bench.data.root import dataset_checksum
 from uqbench.bench.results import ResultError
 
@@ -417,10 +417,12 @@ def test_leaderboard_names_a_corrupt_result_file(res, tmp_path, capsys, damage):
     assert not out.exists() and not (res / "summary.csv").exists()
 
 
-def _cost_file(path: Path, medians: dict[tuple[str, int], float]) -> None:
-    """A pytest-benchmark JSON as ``make cost-benchmark`` writes it: {(network, batch): seconds}."""
+def _cost_file(path: Path, medians: dict[tuple[str, int], float], flops: dict[str, float] | None = None) -> None:
+    """A pytest-benchmark JSON as ``make cost-benchmark`` writes it: {(network, batch): seconds},
+    with analytic FLOPs per network where given (files written before they were recorded lack them)."""
     benches = [{"params": {"scale": "toy", "name": n, "batch": b}, "stats": {"median": t},
-                "extra_info": {"members": 1 if n == "single" else 3, "device": "GPU X", "dtype": "bfloat16"}}
+                "extra_info": {"members": 1 if n == "single" else 3, "device": "GPU X", "dtype": "bfloat16",
+                               **({"flops": flops[n]} if flops else {})}}
                for (n, b), t in medians.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"datetime": "2026-01-02T03:04:05", "benchmarks": benches}))
@@ -431,12 +433,20 @@ def test_leaderboard_checks_the_cost_claim_from_side_by_side_timings(res):
                                             ("single", 256): 0.1, ("hydra", 256): 0.2})
     text = report.build(res, res / "leaderboard.md").read_text()
     assert "### Side-by-side micro-benchmark" in text
-    assert "| `cost/gpu.json` | GPU X, bfloat16 | toy | 1 | `deep_ensemble` | 3 | 30.00 | ×3.00 | 33 |" in text
+    assert "| `cost/gpu.json` | GPU X, bfloat16 | toy | 1 | `deep_ensemble` | 3 | 30.00 | ×3.00 | – | – | 33 |" in text
     claims = text.split("## Paper claims")[1].split("\n## ")[0]
     assert "toy, batch 1 (micro-benchmark) | Hydra 1.05x single (GPU X, bfloat16" in claims
     assert "toy, batch 256 (micro-benchmark) | Hydra 2.00x single" in claims
     rows = [r for r in claims.splitlines() if "micro-benchmark" in r]
     assert rows[0].endswith("**holds** |") and rows[1].endswith("**does not hold** |")
+
+
+def test_micro_benchmark_table_shows_flop_ratio_and_efficiency(res):
+    _cost_file(res / "cost" / "cpu.json", {("single", 256): 0.1, ("hydra", 256): 0.25, ("deep_ensemble", 256): 0.3},
+               flops={"single": 1e6, "hydra": 2e6, "deep_ensemble": 3e6})
+    text = report.build(res, res / "leaderboard.md").read_text()
+    assert "| `cost/cpu.json` | GPU X, bfloat16 | toy | 256 | `hydra` | 3 | 250.00 | ×2.50 | ×2.00 | 0.80 | 1024 |" in text
+    assert "| `deep_ensemble` | 3 | 300.00 | ×3.00 | ×3.00 | 1.00 |" in text
 
 
 def test_leaderboard_names_a_malformed_cost_file(res, tmp_path, capsys):
@@ -729,3 +739,17 @@ def test_leaderboard_lists_exactly_the_runs_a_suite_still_lacks():
     skipped = [{"task": "digits", "method": names[1]}]
     assert report._missing_runs("smoke", done, skipped) == [f"`digits` / `{m}` {word} {seeds}" for m in names[2:]]
     assert report._missing_runs("smoke", [], [{"task": "digits"}]) == []
+
+
+def test_a_one_parameter_sweep_gets_a_dial_figure():
+    def jobs(method: str, **params) -> list[dict]:
+        return [{"params": {"method": method, "a": 1, **params}, "seed": 0}]
+
+    by_method = {"single": jobs("single"), "h": jobs("hydra", fork_layer=0), "h1": jobs("hydra", fork_layer=1),
+                 "h2": jobs("hydra", fork_layer=2)}
+    param, by_value = figures.sweep(by_method)
+    assert param == "fork_layer" and list(by_value) == [0, 1, 2] and by_value[1] is by_method["h1"]
+    by_method["h2"] = jobs("hydra", fork_layer=2, a=2)  # two parameters vary: not a dial
+    assert figures.sweep(by_method) is None
+    del by_method["h2"]
+    assert figures.sweep(by_method) is None  # two settings are not a curve
