@@ -77,3 +77,63 @@ def test_bad_sources_fail_with_one_line(saved, monkeypatch):
     monkeypatch.setenv("UQBENCH_OFFLINE", "1")
     with pytest.raises(MissingData, match="UQBENCH_OFFLINE"):
         hf.load_source(hf.HFSource("someone/reviews", "train", "0123abc"), root)
+
+
+# --- the custom kinds with Hugging Face sources ---------------------------------------------------
+
+
+def test_textcsv_reads_a_saved_dataset(saved, monkeypatch):
+    from uqbench.bench.tasks import create_task
+
+    root, _ = saved
+    monkeypatch.setenv("UQBENCH_DATA", str(root))
+    task = create_task("textcsv", train={"dataset": "reviews", "split": "train"},
+                       test={"dataset": "reviews", "split": "test"},
+                       ood={"pics": {"dataset": "reviews", "split": "test"}}, val_fraction=0.5)
+    assert task.num_classes == 2 and {k: len(v) for k, v in task.splits.items()} == {"train": 2, "val": 2, "test": 2}
+    assert task.splits["test"].y.tolist() == [1, 0]  # ClassLabel order: neg, pos
+    assert len(task.ood["pics"]) == 2 and task.config["train"] == {"dataset": "reviews", "split": "train"}
+    with pytest.raises(ValueError, match="pinned 'revision'"):
+        create_task("textcsv", train={"dataset": "someone/reviews", "split": "train"}, test="x.csv")
+    from uqbench.bench import suite
+
+    toml = ('[[tasks]]\nname = "reviews"\nkind = "textcsv"\n[tasks.params]\n'
+            'train = { dataset = "reviews", split = "train" }\ntest = { dataset = "%s", split = "test" }\n'
+            '[methods.single]\n')
+    (root / "ok.toml").write_text(toml % "reviews")
+    assert suite.load(str(root / "ok.toml")).tasks[0].params["train"] == {"dataset": "reviews", "split": "train"}
+    (root / "bad.toml").write_text(toml % "someone/reviews")
+    with pytest.raises(ValueError, match="pinned 'revision'"):  # when the suite loads, before any run
+        suite.load(str(root / "bad.toml"))
+    with pytest.raises(ValueError, match="a table with 'dataset'"):
+        create_task("textcsv", train={"name": "reviews"}, test="x.csv")
+
+
+def test_imagefolder_reads_a_saved_dataset_and_aligns_classes(saved, tmp_path, monkeypatch):
+    from uqbench.bench.tasks import create_task
+
+    root, _ = saved
+    rng = np.random.default_rng(1)
+    # test lists the classes in the other order: labels are mapped to train's classes by name
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["dog", "cat"])})
+    pics = lambda n: [Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)) for _ in range(n)]  # noqa: E731
+    datasets.Dataset.from_dict({"image": pics(6), "label": [0, 1, 0, 1, 0, 1]},
+                               features=datasets.Features({"image": datasets.Image(),
+                                                           "label": datasets.ClassLabel(names=["cat", "dog"])})
+                               ).save_to_disk(str(tmp_path / "train"))
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict({"image": pics(2), "label": [0, 1]}, features=features)}
+                         ).save_to_disk(str(tmp_path / "test"))
+    datasets.Dataset.from_dict({"image": pics(3)}, features=datasets.Features({"image": datasets.Image()})
+                               ).save_to_disk(str(tmp_path / "noise"))
+    monkeypatch.setenv("UQBENCH_DATA", str(root))
+    task = create_task("imagefolder", train={"dataset": str(tmp_path / "train")},
+                       test={"dataset": str(tmp_path / "test"), "split": "test"},
+                       ood={"noise": {"dataset": str(tmp_path / "noise")}}, val_fraction=0.34,
+                       image_size=16, patch=4, dim=24, heads=3, depth=1)
+    assert task.num_classes == 2 and task.splits["test"].y.tolist() == [1, 0]  # dog, cat in train's order
+    assert task.splits["train"].x.shape[1:] == (16, 16, 3)
+    assert len(task.ood["noise"]) == 3
+    with pytest.raises(DataError, match="no column 'image'"):  # the OOD set stores its images in 'img'
+        create_task("imagefolder", train={"dataset": str(tmp_path / "train")},
+                    test={"dataset": str(tmp_path / "test"), "split": "test"},
+                    ood={"noise": {"dataset": "pictures"}}, image_size=16, patch=4, dim=24, heads=3, depth=1)

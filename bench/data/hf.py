@@ -54,6 +54,14 @@ def _folder(source: HFSource, root: Path) -> Path | None:
     return path if path.is_dir() else None
 
 
+def check_source(source: HFSource, root: Path) -> None:
+    """Raises ``ValueError`` unless the source is a folder under ``root`` or a Hub name with a
+    ``split`` and a pinned ``revision`` (checked when the suite loads; nothing is read)."""
+    if _folder(source, root) is None and not (source.revision and source.split):
+        raise ValueError(f"Hugging Face dataset {source.dataset!r}: no folder {root / source.dataset}; "
+                         f"a Hub dataset needs 'split' and a pinned 'revision' (a commit id)")
+
+
 def load_source(source: HFSource, root: Path) -> Any:
     """The ``datasets.Dataset`` a source names.
 
@@ -64,11 +72,9 @@ def load_source(source: HFSource, root: Path) -> Any:
     """
     import datasets  # imported here: it takes seconds, and only these sources need it
 
+    check_source(source, root)
     folder = _folder(source, root)
     if folder is None:
-        if not source.revision or not source.split:
-            raise ValueError(f"Hugging Face dataset {source.dataset!r}: no folder {root / source.dataset}; "
-                             f"a Hub dataset needs 'split' and a pinned 'revision' (a commit id)")
         if offline():
             raise MissingData(f"Hub dataset {source} not downloaded: UQBENCH_OFFLINE is set "
                               f"(save it with save_to_disk and give the folder)")

@@ -8,6 +8,11 @@ suite stays portable between machines; a path that does not exist is an error wh
 loads (unlike absent official data, which is a skip). A 'val' split of ``val_fraction`` per
 class is held out from train.
 
+Instead of a path, ``train``, ``test`` and each OOD value may name a split of a Hugging Face
+dataset, ``{dataset = ..., split = ..., revision = ...}`` (a ``save_to_disk`` folder, or a Hub
+name pinned to a revision; see ``bench.data.hf``). Its columns are ``text_column`` /
+``label_column`` (textcsv) or ``image_column`` / ``label_column`` (imagefolder).
+
 A suite entry looks like::
 
     [[tasks]]
@@ -18,15 +23,17 @@ A suite entry looks like::
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 
 from uqbench.bench.data import (
     DataError,
     check_same_classes,
-    class_dirs,
+    hf,
     load_image_dir,
     load_image_folder,
     load_text_column,
@@ -56,14 +63,17 @@ from uqbench.bench.tasks.config import TaskConfig, evaluation, positive, require
 from uqbench.methods.transformer import vit_config
 
 
+Source = Union[str, dict[str, str]]  # a path, or a Hugging Face source table
+
+
 @dataclass(frozen=True)
 class _UserData(TaskConfig):
     """The fields both custom kinds share: where the data are and how much of it is used."""
 
     _what = "a path"
-    train: str = ""
-    test: str = evaluation("")
-    ood: dict[str, str] | None = evaluation(None)
+    train: Source = ""
+    test: Source = evaluation("")
+    ood: dict[str, Source] | None = evaluation(None)
     near_ood: tuple[str, ...] = evaluation(())
     val_fraction: float = 0.1
     train_per_class: int | None = None
@@ -75,23 +85,40 @@ class _UserData(TaskConfig):
             require(bool(getattr(self, knob)), f"parameter {knob!r} is required ({self._what})")
         ood = self.ood or {}
         require(all(ood.values()), f"'ood' must map names to non-empty paths, got {ood}")
+        for knob, source in self.sources().items():
+            if isinstance(source, dict):
+                hf.parse_source(source, knob)
         unknown = [n for n in self.near_ood if n not in ood]
         require(not unknown, f"near_ood name {unknown[0]!r} is not a key of 'ood' (keys: {', '.join(ood) or 'none'})"
                 if unknown else "")
         require(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
         positive(self, "train_per_class", "test_per_class", "ood_max", optional=True)
 
-    def paths(self, root: Path) -> dict[str, Path]:
-        """Every path the config names: 'train', 'test' and 'ood/<name>'."""
-        named = {"train": self.train, "test": self.test, **{f"ood/{k}": v for k, v in (self.ood or {}).items()}}
-        return {k: user_path(root, v) for k, v in named.items()}
+    def sources(self) -> dict[str, Source]:
+        """Every source the config names: 'train', 'test' and 'ood/<name>'."""
+        return {"train": self.train, "test": self.test, **{f"ood/{k}": v for k, v in (self.ood or {}).items()}}
 
     def check_paths(self, root: Path) -> None:
-        for knob, path in self.paths(root).items():
-            require(path.exists(), f"{knob} not found: {path} (paths are relative to the data root {root})")
+        for knob, source in self.sources().items():
+            if isinstance(source, dict):
+                hf.check_source(hf.parse_source(source, knob), root)
+            else:
+                path = user_path(root, source)
+                require(path.exists(), f"{knob} not found: {path} (paths are relative to the data root {root})")
 
 
-def _val_split(labels: np.ndarray, classes: list[str], val_fraction: float, where: Path) -> np.ndarray:
+def _where(source: Source, root: Path) -> object:
+    return user_path(root, source) if isinstance(source, str) else hf.parse_source(source, "")
+
+
+def _aligned(train, test, train_source: Source, test_source: Source, root: Path):
+    """``test`` relabelled to ``train``'s class order, once both have the same classes."""
+    check_same_classes(train.classes, test.classes, _where(train_source, root), _where(test_source, root))
+    order = np.array([train.classes.index(c) for c in test.classes], dtype=np.int64)
+    return dataclasses.replace(test, labels=order[test.labels], classes=list(train.classes))
+
+
+def _val_split(labels: np.ndarray, classes: list[str], val_fraction: float, where: object) -> np.ndarray:
     counts = np.bincount(labels, minlength=len(classes))
     if counts.min() < 2:
         c = int(counts.argmin())
@@ -104,24 +131,38 @@ def _val_split(labels: np.ndarray, classes: list[str], val_fraction: float, wher
 class ImageFolderConfig(_UserData, ViTFields):
     _what = "a folder in ImageFolder layout, <class>/*.jpg"
     image_size: int = 32
+    image_column: str = "image"  # Hugging Face sources only
+    label_column: str = "label"
 
     def validate(self) -> None:
         _UserData.validate(self)
         ViTFields.validate(self)
 
 
+def _labelled_images(cfg: ImageFolderConfig, source: Source, root: Path):
+    if isinstance(source, str):
+        return load_image_folder(user_path(root, source), cfg.image_size)
+    src = hf.parse_source(source, "")
+    return hf.image_set(hf.load_source(src, root), cfg.image_column, cfg.label_column, cfg.image_size, src)
+
+
+def _ood_images(cfg: ImageFolderConfig, source: Source, root: Path) -> np.ndarray:
+    if isinstance(source, str):
+        return load_image_dir(user_path(root, source), cfg.image_size).images
+    src = hf.parse_source(source, "")
+    return hf.images(hf.load_source(src, root), cfg.image_column, cfg.image_size, src)
+
+
 @register_task("imagefolder", ImageFolderConfig)
 def imagefolder(cfg: ImageFolderConfig, root: Path) -> SupervisedTask:
-    paths = cfg.paths(root)
-    train = load_image_folder(paths["train"], cfg.image_size)
-    check_same_classes(train.classes, class_dirs(paths["test"]), paths["train"], paths["test"])
-    test = load_image_folder(paths["test"], cfg.image_size, classes=train.classes)
+    train = _labelled_images(cfg, cfg.train, root)
+    test = _aligned(train, _labelled_images(cfg, cfg.test, root), cfg.train, cfg.test, root)
     idx = held_out_indices(train.labels, test.labels, _val_split(train.labels, train.classes, cfg.val_fraction,
-                                                                 paths["train"]), cfg.train_per_class, cfg.test_per_class)
+                                                                 _where(cfg.train, root)), cfg.train_per_class, cfg.test_per_class)
     splits = {k: image_split(*((test.images, test.labels) if k == "test" else (train.images, train.labels)), i)
               for k, i in idx.items()}
-    ood, _ = gather_ood([OODSource(k, lambda p=paths[f"ood/{k}"]: load_image_dir(p, cfg.image_size))
-                         for k in cfg.ood or {}], lambda found, seed: ood_split(found.images, cfg.ood_max, seed), [])
+    ood, _ = gather_ood([OODSource(k, lambda v=v: _ood_images(cfg, v, root)) for k, v in (cfg.ood or {}).items()],
+                        lambda found, seed: ood_split(found, cfg.ood_max, seed), [])
     # Normalise with the training images' own statistics (a sample is enough).
     sample = train.images[idx["train"][np.linspace(0, len(idx["train"]) - 1, min(2000, len(idx["train"]))).astype(int)]]
     pixels = sample.reshape(-1, 3).astype(np.float32) / 255
@@ -148,18 +189,29 @@ class TextCSVConfig(_UserData, FineTuneFields):
         require(bool(self.text_column) and bool(self.label_column), "text_column and label_column must be non-empty")
 
 
+def _labelled_texts(cfg: TextCSVConfig, source: Source, root: Path):
+    if isinstance(source, str):
+        return load_text_csv(user_path(root, source), cfg.text_column, cfg.label_column)
+    src = hf.parse_source(source, "")
+    return hf.text_set(hf.load_source(src, root), cfg.text_column, cfg.label_column, src)
+
+
+def _ood_texts(cfg: TextCSVConfig, source: Source, root: Path) -> list[str]:
+    if isinstance(source, str):
+        return load_text_column(user_path(root, source), cfg.text_column)
+    src = hf.parse_source(source, "")
+    return hf.texts(hf.load_source(src, root), cfg.text_column, src)
+
+
 @register_task("textcsv", TextCSVConfig)
 def textcsv(cfg: TextCSVConfig, root: Path) -> SupervisedTask:
-    paths = cfg.paths(root)
-    train = load_text_csv(paths["train"], cfg.text_column, cfg.label_column)
-    # Read test labels as written, then compare the class sets both ways.
-    test_classes = load_text_csv(paths["test"], cfg.text_column, cfg.label_column).classes
-    check_same_classes(train.classes, test_classes, paths["train"], paths["test"])
-    test = load_text_csv(paths["test"], cfg.text_column, cfg.label_column, classes=train.classes)
-    ood_texts = {k: load_text_column(paths[f"ood/{k}"], cfg.text_column) for k in cfg.ood or {}}
+    train = _labelled_texts(cfg, cfg.train, root)
+    # Test labels are read as written, then mapped to train's classes once both sets agree.
+    test = _aligned(train, _labelled_texts(cfg, cfg.test, root), cfg.train, cfg.test, root)
+    ood_texts = {k: _ood_texts(cfg, v, root) for k, v in (cfg.ood or {}).items()}
     _, tokenizer = load_encoder(MINILM)
     idx = held_out_indices(train.labels, test.labels, _val_split(train.labels, train.classes, cfg.val_fraction,
-                                                                 paths["train"]), cfg.train_per_class, cfg.test_per_class)
+                                                                 _where(cfg.train, root)), cfg.train_per_class, cfg.test_per_class)
     splits = {k: text_split(tokenizer, [s.texts[j] for j in i], s.labels[i], cfg.max_length)
               for k, i in idx.items() for s in [test if k == "test" else train]}
     ood, _ = gather_ood([OODSource(k, lambda t=t: t) for k, t in ood_texts.items()],
