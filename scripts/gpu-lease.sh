@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Everything the GPU results come from, in one run on one GPU machine (about 8 minutes):
 #   1. the inference-cost micro-benchmark (tests/test_cost_benchmark.py) in bfloat16, CIFAR ViT
-#      and ViT-B/16 scale: single model, deep ensemble (M = 3) and fused Hydra at batch 1 and 256;
+#      and ViT-B/16 scale: single model, deep ensemble (M = 3) and fused Hydra at batch 1 and 256,
+#      each with its analytic FLOPs (the leaderboard shows time ratio, FLOP ratio, efficiency),
+#      then a profile of Hydra against the single model at ViT-B/16 scale (profile.txt);
 #   2. the `gpu` suite, stopped after SUITE_SECONDS. It writes into the copy of results/ that
 #      travelled with the tree, so the committed GPU results are skipped and the next seeds run.
-# Outputs under $OUT: device.txt, cost-benchmark.json/.log, suite.log, gpu-results.tgz (runs/gpu).
+# Outputs under $OUT: device.txt, cost-benchmark.json/.log, profile.txt, suite.log, gpu-results.tgz (runs/gpu).
 # The data root may be a compact copy made by scripts/compact_data.py.
 #   OUT=/tmp/gpu UQBENCH_DATA=.gpudata bash scripts/gpu-lease.sh
 set -u
@@ -25,6 +27,12 @@ timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cost_benchmark.py --
   --benchmark-max-time=0.5 --benchmark-json="$OUT/cost-benchmark.json" \
   --benchmark-columns=median,ops --benchmark-sort=name > "$OUT/cost-benchmark.log" 2>&1
 echo "cost benchmark: exit $?"; grep -E "passed|failed|error" "$OUT/cost-benchmark.log" | tail -3
+
+for B in 1 256; do  # where Hydra's time goes against the single model, by operator kind
+  timeout 60 $PY scripts/profile_hydra.py --scale vit-b16 --batch $B --networks single,hydra,hydra_fork3 \
+    >> "$OUT/profile.txt" 2>&1
+done
+echo "profile: exit $?"; cat "$OUT/profile.txt" | grep -vE "USDT|Warning" | tail -24
 
 timeout -s INT "$SUITE_SECONDS" $PY -m uqbench run --suite gpu --results "$RESULTS" > "$OUT/suite.log" 2>&1
 echo "suite: exit $? (124/130: stopped at ${SUITE_SECONDS}s as planned)"
