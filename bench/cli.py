@@ -1,4 +1,4 @@
-"""Command line: ``python -m uqbench {run,leaderboard,rescore,score,export,list,verify-data}`` (also ``uqbench``).
+"""Command line: ``python -m uqbench {run,tune,leaderboard,rescore,score,export,list,verify-data}`` (also ``uqbench``).
 
 Bad input (unknown names, malformed suites, missing data roots, corrupt result files) ends with
 a one-line ``error: ...`` and exit status 2; nothing already written is touched.
@@ -53,6 +53,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                only_tasks=split(args.tasks), only_methods=split(args.methods))
     elsewhere = f"{len(rep.elsewhere)} running elsewhere, " if rep.elsewhere else ""
     print(f"suite {s.name}: {len(rep.done)} run, {len(rep.reused)} already done, {elsewhere}"
+          f"{len(rep.skipped)} skipped, {len(rep.failed)} failed")
+    for f in rep.failed:
+        print(f"  failed: {f}")
+    return 1 if rep.failed else 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from uqbench.bench import suite, tuning
+    from uqbench.methods.base import unknown_name
+
+    s = suite.load(args.suite)
+    if s.tuning is None:
+        raise ValueError(f"suite {s.name} has no [tuning] section")
+    split = lambda v: v.split(",") if v else None  # noqa: E731
+    for kind, chosen, valid in (("task", split(args.tasks), [t.name for t in s.tasks]),
+                                ("tuned entry", split(args.methods), [sp.entry for sp in s.tuning.spaces])):
+        for name in chosen or ():
+            if name not in valid:
+                raise unknown_name(f"{kind} of suite {s.name}", name, valid)
+    rep = tuning.tune_suite(s, args.results, only_tasks=split(args.tasks), only_entries=split(args.methods),
+                            final=not args.select_only, device=args.device)
+    print(f"tune {s.name}: {len(rep.done)} run, {len(rep.reused)} already done, "
           f"{len(rep.skipped)} skipped, {len(rep.failed)} failed")
     for f in rep.failed:
         print(f"  failed: {f}")
@@ -142,6 +164,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--launcher", choices=["local", "ray"], default="local")
     r.add_argument("--address", help="Ray cluster address (with --launcher ray)")
     r.set_defaults(fn=_cmd_run)
+    t = sub.add_parser("tune", help="choose the [tuning] entries' configurations on validation data, then run them")
+    t.add_argument("--suite", required=True, help="suite name (bench/suites) or path to a .toml with [tuning]")
+    t.add_argument("--results", type=Path, default=RESULTS)
+    t.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
+    t.add_argument("--tasks", help="comma-separated task names (default: all)")
+    t.add_argument("--methods", help="comma-separated tuned entries (default: all)")
+    t.add_argument("--select-only", action="store_true", help="run the candidates and write the record only")
+    t.set_defaults(fn=_cmd_tune)
     lb = sub.add_parser("leaderboard", help="rebuild leaderboard.md and .html, summary.csv, runs.json and figures")
     lb.add_argument("--results", type=Path, default=RESULTS)
     lb.add_argument("--out", help="the leaderboard file (default: leaderboard.md beside the results folder)")

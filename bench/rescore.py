@@ -44,6 +44,8 @@ def _score(path: Path, logits_path: Path, obj: dict, max_members: int | None) ->
     except ValueError as e:
         raise ValueError(f"{logits_path}: {e}") from None
     out = {**obj, "metrics": metric_values, "sweep": sweep}
+    if "val" in logits:
+        out["val_metrics"] = scoring.score_val(logits, labels)
     results.validate(out, str(path))
     return out
 

@@ -72,13 +72,15 @@ def validate(obj: Any, where: str) -> dict[str, Any]:
             raise ResultError(f"{where}: missing field {key!r}")
         if not isinstance(obj[key], typ) or (typ is int and isinstance(obj[key], bool)):
             raise ResultError(f"{where}: field {key!r} should be {typ.__name__}")
-    for key in ("metrics", "cost") if obj["status"] == "ok" else ():
-        for k, v in obj[key].items():
+    if not isinstance(obj.get("val_metrics", {}), dict):
+        raise ResultError(f"{where}: field 'val_metrics' should be dict")
+    for key in ("metrics", "val_metrics", "cost") if obj["status"] == "ok" else ():
+        for k, v in obj.get(key, {}).items():
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 if key == "cost" and isinstance(v, str):
                     continue
                 raise ResultError(f"{where}: {key}[{k!r}] is not a number")
-            if isinstance(v, float) and math.isnan(v) and key == "metrics":
+            if isinstance(v, float) and math.isnan(v) and key != "cost":
                 raise ResultError(f"{where}: metrics[{k!r}] is NaN")
     return obj
 

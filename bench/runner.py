@@ -59,9 +59,11 @@ class RunReport:
 
 @torch.no_grad()
 def evaluate(forward: Callable[[Inputs], torch.Tensor], task: SupervisedTask) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Member logits ``(M, N, C)`` of ``forward`` and labels of every evaluated set."""
+    """Member logits ``(M, N, C)`` of ``forward`` and labels of every evaluated set, and of the
+    held-out 'val' and 'ood_val' splits (scored apart, as ``val_metrics``, to choose configurations)."""
     logits, labels = {}, {}
-    for name, split in task.eval_sets().items():
+    held_out = {k: task.splits[k] for k in scoring.VAL_SETS if task.has_split(k)}
+    for name, split in {**task.eval_sets(), **held_out}.items():
         chunks = [forward(x).float().cpu() for x, _ in task.iterate(split, task.eval_batch_size)]
         logits[name] = torch.cat(chunks, dim=1).numpy()
         labels[name] = split.y.numpy()
@@ -77,7 +79,8 @@ def make_record(task: SupervisedTask, logits: dict[str, np.ndarray], labels: dic
     logits = {k: v.astype(np.float16).astype(np.float32) for k, v in logits.items()}
     obj = {
         "schema": results.SCHEMA_VERSION, "status": "ok", "task": task.name, "task_config": task.config,
-        "metrics": scoring.score(logits, labels, task.near_ood), "extra": {}, "logits": "",
+        "metrics": scoring.score(logits, labels, task.near_ood), "val_metrics": scoring.score_val(logits, labels),
+        "extra": {}, "logits": "",
         "provenance": results.provenance(str(task.device)), "near_ood": list(task.near_ood), "notes": task.notes,
         **fields,
     }
@@ -165,6 +168,37 @@ def run_claimed(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: in
             return "reused"
         run_job(suite, task, entry, seed, root)
         return "done"
+
+
+def attempt(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, root: Path, report: RunReport,
+            force: bool = False, log=print) -> dict | None:
+    """Run (or reuse) one job and record its outcome in ``report``; returns its result, or None
+    when it failed (logged, so that one broken job does not stop the others; bad configurations
+    and result files still raise) or another runner holds it."""
+    label = f"{task.name}/{entry.name}/seed{seed}"
+    try:
+        outcome = run_claimed(suite, task, entry, seed, root, force)
+    except (KeyboardInterrupt, ResultError, methods.ConfigError):
+        raise
+    except Exception as e:
+        log(f"job {label} failed: {type(e).__name__}: {e}")
+        report.failed.append(label)
+        return None
+    getattr(report, outcome).append(label)
+    path = JobId(suite.name, task.name, entry.name, seed).path(root)
+    return results.read(path) if outcome != "elsewhere" and dist.is_main() else None
+
+
+def prepare(suite: Suite, root: Path, device: str | None, log=print) -> tuple[torch.device, Path]:
+    """Before any job of ``suite`` under ``root``: the device and data root, stale temporaries
+    removed, the CPU thread count set."""
+    dev = resolve_device(device or suite.device)
+    droot = checked_data_root()
+    for path in clean_stale_temporaries(Path(root) / "runs" / suite.name):
+        log(f"removed {path}, left by an interrupted run")
+    if dev.type == "cpu":
+        torch.set_num_threads(suite.threads)
+    return dev, droot
 
 
 def checked_data_root() -> Path:
@@ -290,12 +324,7 @@ def run_suite(
     log=print,
 ) -> RunReport:
     """Run every unfinished job of ``suite`` and write results under ``root``."""
-    dev = resolve_device(device or suite.device)
-    droot = checked_data_root()
-    for path in clean_stale_temporaries(Path(root) / "runs" / suite.name):
-        log(f"removed {path}, left by an interrupted run")
-    if dev.type == "cpu":
-        torch.set_num_threads(suite.threads)
+    dev, droot = prepare(suite, root, device, log)
     report = RunReport()
     tasks, entries = select(suite, only_tasks, only_methods)
     # closed also when an error stops the run, so that the error line is not glued to the bar
@@ -305,12 +334,6 @@ def run_suite(
                                                   only_methods, log):
             bar.set_postfix_str(label)
             task.device = dev
-            try:
-                getattr(report, run_claimed(suite, task, entry, seed, root, force)).append(label)
-            except (KeyboardInterrupt, ResultError, methods.ConfigError):
-                raise
-            except Exception as e:  # one broken job must not stop the suite
-                log(f"job {label} failed: {type(e).__name__}: {e}")
-                report.failed.append(label)
+            attempt(suite, task, entry, seed, root, report, force, log)
             bar.update(1)
     return report

@@ -4,6 +4,10 @@ Keys: ``test/<metric>`` (in-distribution), ``ood/<set>/<metric>`` (each OOD set 
 in-distribution test set), ``ood_near/…``, ``ood_far/…`` and ``ood_mean/…`` (averages over
 sets), ``shift/<corruption>/<severity>/{acc,nll,ece}`` and their means ``shift/mean/…`` and
 ``shift/sev<k>/…``. Used by the runner and by ``rescore`` alike.
+
+Validation metrics (``score_val``) are kept apart, under ``val/<metric>`` (the 'val' split) and
+``ood_val/<metric>`` ('ood_val' against 'val', where the task has it): configurations are chosen
+on them, never on the test split.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from uqbench.bench import metrics
 
 _ID_KEYS = ("acc", "nll", "brier", "ece", "aurc", "disagreement")
 _SHIFT_KEYS = ("acc", "nll", "ece")
+VAL_SETS = ("val", "ood_val")  # held-out splits, scored by ``score_val`` only
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -47,6 +52,8 @@ def score(
     near, far = [], []
     shift: dict[str, list[dict[str, float]]] = defaultdict(list)
     for name, p in probs.items():
+        if name in VAL_SETS:
+            continue
         kind, _, rest = name.partition("/")
         if kind == "ood":
             m = metrics.compute(test, labels["test"], ood_probs=p)
@@ -63,4 +70,18 @@ def score(
     _mean_into(out, "shift/mean", [m for rows in shift.values() for m in rows])
     for sev, rows in sorted(shift.items()):
         _mean_into(out, f"shift/{sev}", rows)
+    return out
+
+
+def score_val(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """Metrics of the held-out sets: ``val/<metric>`` and, where 'ood_val' exists,
+    ``ood_val/<metric>`` (its OOD detection against 'val'); empty without 'val' logits."""
+    if "val" not in logits:
+        return {}
+    sets, labs = {"test": logits["val"]}, {"test": labels["val"]}
+    if "ood_val" in logits:
+        sets["ood/ood_val"] = logits["ood_val"]
+    m = score(sets, labs)
+    out = {f"val/{k.removeprefix('test/')}": v for k, v in m.items() if k.startswith("test/")}
+    out.update({f"ood_val/{k.removeprefix('ood/ood_val/')}": v for k, v in m.items() if k.startswith("ood/ood_val/")})
     return out

@@ -22,6 +22,9 @@ A suite is a TOML file (``bench/suites/<name>.toml`` or any path)::
     method = "hydra"          # registered method (defaults to the table's name)
     merge_mlp = false
 
+    [tuning]                  # optional: entries whose configuration is chosen on validation
+                              # data by ``python -m uqbench tune`` (see ``bench/tuning.py``)
+
 Unknown keys, names and parameters, values of the wrong type or out of range, repeated task
 names and custom-data paths that do not exist are rejected before anything runs.
 """
@@ -71,6 +74,7 @@ class Suite:
     cost_repeats: int = 10
     ray_cpus: float | None = None  # Ray resources per job (--launcher ray); None: from threads / device
     ray_gpus: float | None = None
+    tuning: Any = None  # a ``tuning.Protocol`` when the file has a [tuning] section
 
 
 def available() -> list[str]:
@@ -99,7 +103,8 @@ def load(name_or_path: str) -> Suite:
     _check(isinstance(raw.get("suite", {}), dict) and isinstance(raw.get("methods", {}), dict), where,
            "[suite] and [methods.*] must be tables")
     _check(isinstance(raw.get("tasks", []), list), where, "tasks must be [[tasks]] entries")
-    _check(set(raw) <= {"suite", "tasks", "methods"}, where, f"unknown sections {sorted(set(raw) - {'suite', 'tasks', 'methods'})}")
+    sections = {"suite", "tasks", "methods", "tuning"}
+    _check(set(raw) <= sections, where, f"unknown sections {sorted(set(raw) - sections)}")
     head = raw.get("suite", {})
     _check(set(head) <= _SUITE_KEYS, where, f"unknown [suite] keys {sorted(set(head) - _SUITE_KEYS)}")
     seeds = head.get("seeds", [0])
@@ -149,12 +154,17 @@ def load(name_or_path: str) -> Suite:
         except (ValueError, TypeError) as e:
             raise ValueError(f"{where}: [methods.{name}]: {e}") from None
         entries.append(MethodEntry(name, method, params))
-    _check(bool(entries), where, "no [methods.*] tables")
+    _check(bool(entries) or "tuning" in raw, where, "no [methods.*] tables")
+    protocol = None
+    if "tuning" in raw:
+        from uqbench.bench import tuning  # imports the runner, which imports this module
+
+        protocol = tuning.parse(raw["tuning"], where, [e.name for e in entries], [t.name for t in tasks])
     return Suite(
         name=path.stem, tasks=tasks, methods=entries, seeds=seeds, description=head.get("description", ""),
         device=head.get("device", "cpu"), threads=head.get("threads", 2), dtype=head.get("dtype", "float32"),
         batch_sizes=tuple(head.get("batch_sizes", (1, 256))), cost_repeats=head.get("cost_repeats", 10),
-        ray_cpus=head.get("ray_cpus"), ray_gpus=head.get("ray_gpus"),
+        ray_cpus=head.get("ray_cpus"), ray_gpus=head.get("ray_gpus"), tuning=protocol,
     )
 
 

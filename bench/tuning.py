@@ -1,0 +1,304 @@
+"""One tuning protocol for every method: a declared search space, one rule on validation data.
+
+A suite's ``[tuning]`` section names the entries whose configuration is chosen, not fixed::
+
+    [tuning]
+    objective = { "val/nll" = 1.0, "ood_val/auroc_msp" = -1.0 }   # weighted sum, minimised
+    seeds = [0]                       # seeds the candidates are run and compared on
+
+    [tuning.hydra]                    # the chosen configuration is run as entry 'hydra'
+    method = "hydra"
+    search = "coordinate"             # or "grid" (every combination)
+    [tuning.hydra.fixed]              # held by every candidate
+    num_members = 3
+    [tuning.hydra.space]              # knob -> values; the first value is the starting point
+    finetune_frac = [0.5, 0.25, 1.0]
+    mlp = [{ merge_mlp = true }, { merge_mlp = false }]   # a table sets several parameters
+    [tuning.hydra.task_space.cifar10-vit]                 # per-task replacement of some knobs
+    heads_per_member = [2, 3]
+
+The rule reads only a result's ``val_metrics`` (``val/*`` on the 'val' split, ``ood_val/*`` on
+'ood_val'); objective keys outside those two prefixes are rejected when the suite is loaded, so
+the test split can never take part in a choice. Terms on ``ood_val/*`` are dropped on a task
+without an 'ood_val' split. A candidate whose result has no ``val_metrics`` (a result file from
+before validation was recorded) is not eligible; it is listed in the record as such.
+
+``coordinate`` visits the knobs in the declared order and keeps, for each, the value with the
+lowest objective given the values kept so far (1 + sum(len - 1) candidates); ``grid`` runs the
+product. Every candidate is an ordinary job whose result lives under
+``<results>/tuning/runs/<suite>/<task>/<entry>--<hash>/``, so an interrupted tuning resumes and a
+finished one reruns nothing. The record of rule, space, candidates (validation numbers only),
+budget spent and winner is written to ``<results>/tuning/<suite>/<task>/<entry>.json``; the
+winner then runs on the suite's seeds as an ordinary entry under ``<results>/runs/<suite>``, its
+result files carrying a ``tuning`` summary that points to the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from uqbench import methods
+from uqbench.bench import results
+
+SEARCHES = ("coordinate", "grid")
+VAL_PREFIXES = ("val/", "ood_val/")
+_ENTRY_KEYS = {"method", "search", "fixed", "space", "task_space"}
+
+
+@dataclass(frozen=True)
+class Space:
+    """The search space of one tuned entry."""
+
+    entry: str
+    method: str
+    search: str
+    fixed: dict[str, Any]
+    knobs: dict[str, list[Any]]  # ordered as declared
+    task_knobs: dict[str, dict[str, list[Any]]]
+
+    def knobs_for(self, task: str) -> dict[str, list[Any]]:
+        return {**self.knobs, **self.task_knobs.get(task, {})}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    objective: dict[str, float]
+    seeds: list[int]
+    spaces: list[Space]
+
+
+def resolve(space: Space, choice: dict[str, Any]) -> dict[str, Any]:
+    """Method parameters of a candidate: the fixed ones, then each knob's value (a table value
+    sets every parameter it holds)."""
+    params = dict(space.fixed)
+    for knob, value in choice.items():
+        params.update(value if isinstance(value, dict) else {knob: value})
+    return params
+
+
+def candidate_name(entry: str, params: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{entry}--{digest}"
+
+
+def parse(raw: Any, where: str, fixed_entries: list[str], tasks: list[str]) -> Protocol:
+    """Validate a ``[tuning]`` section; raise ``ValueError`` naming the problem."""
+
+    def check(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ValueError(f"{where}: [tuning]: {msg}")
+
+    check(isinstance(raw, dict), "must be a table")
+    objective = raw.get("objective")
+    check(isinstance(objective, dict) and objective, "needs objective = { \"val/<metric>\" = weight, ... }")
+    for key, w in objective.items():
+        check(key.startswith(VAL_PREFIXES), f"objective key {key!r} must start with val/ or ood_val/ "
+              "(configurations are chosen on validation data only)")
+        check(isinstance(w, (int, float)) and not isinstance(w, bool) and w != 0,
+              f"objective weight of {key!r} must be a non-zero number")
+    seeds = raw.get("seeds", [0])
+    check(isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool)
+                                                   and s >= 0 for s in seeds),
+          "seeds must be a non-empty list of non-negative integers")
+    spaces = []
+    for entry, body in raw.items():
+        if entry in ("objective", "seeds"):
+            continue
+        spaces.append(_parse_space(entry, body, check, fixed_entries, tasks))
+    check(bool(spaces), "no [tuning.<entry>] tables")
+    return Protocol({k: float(v) for k, v in objective.items()}, seeds, spaces)
+
+
+def _parse_space(entry: str, body: Any, check, fixed_entries: list[str], tasks: list[str]) -> Space:
+    check(isinstance(body, dict), f"[tuning.{entry}] must be a table")
+    check("--" not in entry, f"entry name {entry!r} must not contain '--'")
+    check(entry not in fixed_entries, f"{entry!r} is both a [methods.*] entry and a tuned entry")
+    check(set(body) <= _ENTRY_KEYS, f"[tuning.{entry}] has unknown keys {sorted(set(body) - _ENTRY_KEYS)}")
+    method = body.get("method", entry)
+    check(method in methods.REGISTRY, f"[tuning.{entry}]: unknown method {method!r}")
+    search = body.get("search", "coordinate")
+    check(search in SEARCHES, f"[tuning.{entry}]: search must be one of {', '.join(SEARCHES)}")
+    fixed = body.get("fixed", {})
+    check(isinstance(fixed, dict), f"[tuning.{entry}.fixed] must be a table")
+
+    def knobs_of(table: Any, label: str) -> dict[str, list[Any]]:
+        check(isinstance(table, dict), f"{label} must be a table")
+        for knob, values in table.items():
+            check(isinstance(values, list) and values, f"{label}: {knob} must be a non-empty list")
+        return dict(table)
+
+    knobs = knobs_of(body.get("space", {}), f"[tuning.{entry}.space]")
+    check(bool(knobs), f"[tuning.{entry}.space] declares no knob")
+    task_space = body.get("task_space", {})
+    check(isinstance(task_space, dict), f"[tuning.{entry}.task_space] must be a table")
+    task_knobs = {}
+    for task, table in task_space.items():
+        check(task in tasks, f"[tuning.{entry}.task_space]: unknown task {task!r} (valid: {', '.join(tasks)})")
+        task_knobs[task] = knobs_of(table, f"[tuning.{entry}.task_space.{task}]")
+        extra = sorted(set(task_knobs[task]) - set(knobs))
+        check(not extra, f"[tuning.{entry}.task_space.{task}]: knobs {extra} are not in the space")
+    space = Space(entry, method, search, fixed, knobs, task_knobs)
+    for task in [None, *task_knobs]:  # every value must make a valid configuration
+        for knob, values in space.knobs_for(task).items():
+            for v in values:
+                try:
+                    methods.create(method, **resolve(space, {knob: v}))
+                except (ValueError, TypeError) as e:
+                    check(False, f"[tuning.{entry}]: {knob} = {v!r}: {e}")
+    return space
+
+
+def objective_value(val_metrics: dict[str, float], objective: dict[str, float]) -> float | None:
+    """The rule's value (lower is better), or None when a ``val/*`` term is missing."""
+    total = 0.0
+    for key, w in objective.items():
+        if key in val_metrics:
+            total += w * val_metrics[key]
+        elif not key.startswith("ood_val/"):
+            return None
+    return total
+
+
+def choices(space: Space, task: str) -> list[dict[str, Any]]:
+    """Every combination of a grid search, in declared order."""
+    knobs = space.knobs_for(task)
+    return [dict(zip(knobs, combo)) for combo in itertools.product(*knobs.values())]
+
+
+def space_size(space: Space, task: str) -> int:
+    return math.prod(len(v) for v in space.knobs_for(task).values())
+
+
+# -- running a tuning ---------------------------------------------------------------------
+def record_path(root: Path, suite: str, task: str, entry: str) -> Path:
+    return Path(root) / "tuning" / suite / task / f"{entry}.json"
+
+
+def _jobs(suite, task, entry, seeds: list[int], root: Path, report, log) -> list[dict | None]:
+    """The result of ``entry`` for each seed: reused when finished, else run (None if it failed)."""
+    from uqbench.bench import runner
+
+    out = []
+    for seed in seeds:
+        path = results.JobId(suite.name, task.name, entry.name, seed).path(root)
+        if runner.finished(path, runner.job_hash(task, entry, seed)):
+            report.reused.append(f"{task.name}/{entry.name}/seed{seed}")
+            out.append(results.read(path))
+        else:
+            out.append(runner.attempt(suite, task, entry, seed, root, report, log))
+    return out
+
+
+def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report, log=print) -> dict:
+    """Run the search of ``space`` on ``task`` (candidates under ``root/tuning``); the record."""
+    from uqbench.bench.suite import MethodEntry
+
+    seen: dict[str, dict] = {}
+
+    def evaluate(choice: dict[str, Any]) -> float | None:
+        params = resolve(space, choice)
+        name = candidate_name(space.entry, params)
+        if name not in seen:
+            entry = MethodEntry(name, space.method, params)
+            row = {"name": name, "knobs": choice, "params": params, "objective": None}
+            try:
+                objs = _jobs(suite, task, entry, protocol.seeds, Path(root) / "tuning", report, log)
+            except methods.ConfigError as e:  # e.g. more heads than this task's model has
+                objs, row["status"] = [], f"invalid: {e}"
+            done = [o for o in objs if o]
+            vals = [objective_value(o.get("val_metrics", {}), protocol.objective) for o in done]
+            if "status" in row:
+                pass
+            elif len(done) < len(objs):
+                row["status"] = "failed"
+            elif any(v is None for v in vals):
+                row["status"] = "no validation metrics"
+            else:
+                row["status"] = "ok"
+                row["objective"] = sum(vals) / len(vals)
+                row["val_metrics"] = {k: sum(o["val_metrics"][k] for o in done) / len(done)
+                                      for k in done[0]["val_metrics"]}
+            row["wall_s"] = sum(o["wall"]["fit_s"] + o["wall"]["eval_s"] for o in done)
+            seen[name] = row
+        return seen[name]["objective"]
+
+    knobs = space.knobs_for(task.name)
+    if space.search == "grid":
+        for choice in choices(space, task.name):
+            evaluate(choice)
+    else:
+        current = {k: v[0] for k, v in knobs.items()}
+        for knob, values in knobs.items():
+            scored = [(evaluate({**current, knob: v}), i) for i, v in enumerate(values)]
+            best = min(((s, i) for s, i in scored if s is not None), default=(None, 0))
+            current[knob] = values[best[1]]
+    rows = list(seen.values())
+    eligible = [r for r in rows if r["objective"] is not None]
+    winner = min(eligible, key=lambda r: r["objective"]) if eligible else None
+    return {
+        "schema": results.SCHEMA_VERSION, "suite": suite.name, "task": task.name, "entry": space.entry,
+        "method": space.method,
+        "rule": {"objective": protocol.objective, "minimise": True, "seeds": protocol.seeds,
+                 "data": "validation only: val_metrics of each candidate (the 'val' split, 'ood_val' where present)"},
+        "search": space.search, "fixed": space.fixed, "space": knobs,
+        "budget": {"candidates": len(rows), "jobs": len(rows) * len(protocol.seeds),
+                   "space_size": space_size(space, task.name),
+                   "wall_s": sum(r["wall_s"] for r in rows)},
+        "candidates": rows,
+        "winner": None if winner is None else {"name": winner["name"], "knobs": winner["knobs"],
+                                               "params": winner["params"], "objective": winner["objective"]},
+    }
+
+
+def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entries: list[str] | None = None,
+               final: bool = True, device: str | None = None, log=print):
+    """Tune every ``[tuning]`` entry of ``suite`` on every task with data, write the records,
+    and (``final``) run each winner on the suite's seeds as its entry. Returns a ``RunReport``."""
+    from uqbench.bench import runner
+    from uqbench.bench.data.root import MissingData
+    from uqbench.bench.suite import MethodEntry, build_task
+
+    protocol: Protocol | None = suite.tuning
+    if protocol is None:
+        raise ValueError(f"suite {suite.name} has no [tuning] section")
+    root = Path(root)
+    dev, droot = runner.prepare(suite, root, device, log)
+    runner.clean_stale_temporaries(root / "tuning")
+    report = runner.RunReport()
+    spaces = [s for s in protocol.spaces if not only_entries or s.entry in only_entries]
+    for t_entry in suite.tasks:
+        if only_tasks and t_entry.name not in only_tasks:
+            continue
+        try:
+            task = build_task(t_entry, droot)
+        except MissingData as e:
+            log(f"skipped task {t_entry.name}: {e}")
+            report.skipped.append(t_entry.name)
+            continue
+        task.device = dev
+        for space in spaces:
+            if not task.trainable and methods.REGISTRY[space.method].needs_training:
+                report.skipped.append(f"{task.name}/{space.entry}")
+                continue
+            record = tune_task(suite, task, space, protocol, root, report, log)
+            path = record_path(root, suite.name, task.name, space.entry)
+            results.write_atomic(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+            win = record["winner"]
+            log(f"{task.name}/{space.entry}: {record['budget']['candidates']} candidates, winner "
+                f"{win['name'] if win else 'none'}")
+            if not final or win is None:
+                continue
+            entry = MethodEntry(space.entry, space.method, win["params"])
+            summary = {"record": str(path.relative_to(root)), "winner": win["name"],
+                       "objective": protocol.objective, "candidates": record["budget"]["candidates"]}
+            for seed, obj in zip(suite.seeds, _jobs(suite, task, entry, suite.seeds, root, report, log)):
+                if obj and obj.get("tuning") != summary:
+                    results.write(results.JobId(suite.name, task.name, entry.name, seed).path(root),
+                                  {**obj, "tuning": summary})
+    return report
