@@ -440,6 +440,7 @@ def build(root: Path, out: Path) -> Path:
     """Write ``root/summary.csv``, figures under ``root/figures``, the leaderboard ``out``, its
     HTML page beside it (``.html``) and every run as ``root/runs.json``."""
     from uqbench.bench import figures as figs
+    from uqbench.bench import study
 
     jobs, skipped = load_all(root)
     timings = costbench.load(root)  # read every input before writing anything
@@ -449,7 +450,7 @@ def build(root: Path, out: Path) -> Path:
     df = summary_frame(jobs)
     results.write_atomic(root / "summary.csv", df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     made = figs.make_all(root, jobs, out.parent)
-    md = render(jobs, skipped, made, timings, evidence)
+    md = render(jobs, skipped, made, timings, evidence) + study.markdown(root, jobs, out.parent)
     results.write_atomic(out, md)
     html.write(md, jobs, skipped, out.with_suffix(".html"), root / "runs.json")
     return out

@@ -5,6 +5,8 @@ A suite's ``[tuning]`` section names the entries whose configuration is chosen, 
     [tuning]
     objective = { "val/nll" = 1.0, "ood_val/auroc_msp" = -1.0 }   # weighted sum, minimised
     seeds = [0]                       # seeds the candidates are run and compared on
+    reference = "single"              # optional: the [methods.*] entry the study section compares with
+    title = "Hydra study"             # optional: the leaderboard section's title
 
     [tuning.hydra]                    # the chosen configuration is run as entry 'hydra'
     method = "hydra"
@@ -71,6 +73,8 @@ class Protocol:
     objective: dict[str, float]
     seeds: list[int]
     spaces: list[Space]
+    reference: str | None = None
+    title: str = "Tuning study"
 
 
 def resolve(space: Space, choice: dict[str, Any]) -> dict[str, Any]:
@@ -106,13 +110,18 @@ def parse(raw: Any, where: str, fixed_entries: list[str], tasks: list[str]) -> P
     check(isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool)
                                                    and s >= 0 for s in seeds),
           "seeds must be a non-empty list of non-negative integers")
+    reference = raw.get("reference")
+    check(reference is None or reference in fixed_entries,
+          f"reference {reference!r} must be one of the [methods.*] entries {fixed_entries}")
+    title = raw.get("title", Protocol.title)
+    check(isinstance(title, str) and title.strip(), "title must be a non-empty string")
     spaces = []
     for entry, body in raw.items():
-        if entry in ("objective", "seeds"):
+        if entry in ("objective", "seeds", "reference", "title"):
             continue
         spaces.append(_parse_space(entry, body, check, fixed_entries, tasks))
     check(bool(spaces), "no [tuning.<entry>] tables")
-    return Protocol({k: float(v) for k, v in objective.items()}, seeds, spaces)
+    return Protocol({k: float(v) for k, v in objective.items()}, seeds, spaces, reference, title)
 
 
 def _parse_space(entry: str, body: Any, check, fixed_entries: list[str], tasks: list[str]) -> Space:
@@ -195,11 +204,32 @@ def _jobs(suite, task, entry, seeds: list[int], root: Path, report, log) -> list
     return out
 
 
-def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report, log=print) -> dict:
-    """Run the search of ``space`` on ``task`` (candidates under ``root/tuning``); the record."""
+def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report, log=print,
+              save=None) -> dict:
+    """Run the search of ``space`` on ``task`` (candidates under ``root/tuning``); the record.
+    ``save(record)`` is called after every candidate (``complete`` false, no winner) and at the end."""
     from uqbench.bench.suite import MethodEntry
 
     seen: dict[str, dict] = {}
+    knobs = space.knobs_for(task.name)
+
+    def record(complete: bool) -> dict:
+        rows = list(seen.values())
+        eligible = [r for r in rows if r["objective"] is not None] if complete else []
+        winner = min(eligible, key=lambda r: r["objective"]) if eligible else None
+        return {
+            "schema": results.SCHEMA_VERSION, "suite": suite.name, "task": task.name, "entry": space.entry,
+            "method": space.method, "complete": complete,
+            "rule": {"objective": protocol.objective, "minimise": True, "seeds": protocol.seeds,
+                     "data": "validation only: val_metrics of each candidate (the 'val' split, 'ood_val' where present)"},
+            "reference": protocol.reference, "title": protocol.title, "search": space.search, "fixed": space.fixed,
+            "space": knobs,
+            "budget": {"candidates": len(rows), "jobs": len(rows) * len(protocol.seeds),
+                       "space_size": space_size(space, task.name), "wall_s": sum(r["wall_s"] for r in rows)},
+            "candidates": rows,
+            "winner": None if winner is None else {"name": winner["name"], "knobs": winner["knobs"],
+                                                   "params": winner["params"], "objective": winner["objective"]},
+        }
 
     def evaluate(choice: dict[str, Any]) -> float | None:
         params = resolve(space, choice)
@@ -226,9 +256,10 @@ def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report,
                                       for k in done[0]["val_metrics"]}
             row["wall_s"] = sum(o["wall"]["fit_s"] + o["wall"]["eval_s"] for o in done)
             seen[name] = row
+            if save:
+                save(record(False))
         return seen[name]["objective"]
 
-    knobs = space.knobs_for(task.name)
     if space.search == "grid":
         for choice in choices(space, task.name):
             evaluate(choice)
@@ -238,22 +269,10 @@ def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report,
             scored = [(evaluate({**current, knob: v}), i) for i, v in enumerate(values)]
             best = min(((s, i) for s, i in scored if s is not None), default=(None, 0))
             current[knob] = values[best[1]]
-    rows = list(seen.values())
-    eligible = [r for r in rows if r["objective"] is not None]
-    winner = min(eligible, key=lambda r: r["objective"]) if eligible else None
-    return {
-        "schema": results.SCHEMA_VERSION, "suite": suite.name, "task": task.name, "entry": space.entry,
-        "method": space.method,
-        "rule": {"objective": protocol.objective, "minimise": True, "seeds": protocol.seeds,
-                 "data": "validation only: val_metrics of each candidate (the 'val' split, 'ood_val' where present)"},
-        "search": space.search, "fixed": space.fixed, "space": knobs,
-        "budget": {"candidates": len(rows), "jobs": len(rows) * len(protocol.seeds),
-                   "space_size": space_size(space, task.name),
-                   "wall_s": sum(r["wall_s"] for r in rows)},
-        "candidates": rows,
-        "winner": None if winner is None else {"name": winner["name"], "knobs": winner["knobs"],
-                                               "params": winner["params"], "objective": winner["objective"]},
-    }
+    out = record(True)
+    if save:
+        save(out)
+    return out
 
 
 def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entries: list[str] | None = None,
@@ -286,9 +305,9 @@ def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entr
             if not task.trainable and methods.REGISTRY[space.method].needs_training:
                 report.skipped.append(f"{task.name}/{space.entry}")
                 continue
-            record = tune_task(suite, task, space, protocol, root, report, log)
             path = record_path(root, suite.name, task.name, space.entry)
-            results.write_atomic(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+            save = lambda rec: results.write_atomic(path, json.dumps(rec, indent=1, sort_keys=True) + "\n")  # noqa: E731
+            record = tune_task(suite, task, space, protocol, root, report, log, save)
             win = record["winner"]
             log(f"{task.name}/{space.entry}: {record['budget']['candidates']} candidates, winner "
                 f"{win['name'] if win else 'none'}")

@@ -1,0 +1,232 @@
+"""The leaderboard's study section: tuning records, how each knob moves the metrics, and a
+conclusion written from the numbers.
+
+Inputs are files only: the tuning records ``<results>/tuning/<suite>/<task>/<entry>.json``
+(``bench/tuning.py``), the candidates' result files under ``<results>/tuning/runs/`` and the
+suite's final results under ``<results>/runs/``. Test metrics appear here for reading; the
+choice itself was made on validation metrics alone, by the rule the record states. Which entry
+is the reference (the model compared with) comes from the record, i.e. the suite file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from uqbench.bench import results
+
+# (metric key, short title, higher is better): what each candidate is shown with
+SHOWN = [("test/acc", "Acc", True), ("test/ece", "ECE", False), ("ood_far/auroc_msp", "AUROC far", True),
+         ("ood_near/auroc_msp", "AUROC near", True)]
+SCORES = ("msp", "entropy", "mi")  # the OOD scores every result holds (bench/metrics.py)
+FAR = "ood_far/auroc_{}"
+
+
+def load_records(root: Path) -> list[dict]:
+    """Every tuning record, with its candidates' result files attached (``_results``)."""
+    out = []
+    for path in sorted((Path(root) / "tuning").glob("*/*/*.json")):
+        rec = json.loads(path.read_text())
+        rec["_path"] = str(path.relative_to(root))
+        base = Path(root) / "tuning" / "runs" / rec["suite"] / rec["task"]
+        for c in rec["candidates"]:
+            c["_results"] = [results.read(p) for p in sorted((base / c["name"]).glob("seed*.json"))]
+        out.append(rec)
+    return out
+
+
+def _mean(objs: list[dict], key: str) -> float:
+    v = [o["metrics"][key] for o in objs if key in o["metrics"]]
+    return float(np.mean(v)) if v else math.nan
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "–" if x is None or math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _label(knobs: dict, start: dict) -> str:
+    """A candidate by the knobs where it differs from the search's starting point."""
+    diff = [_value(v) if isinstance(v, dict) else f"{k}={v}" for k, v in knobs.items() if v != start.get(k)]
+    return ", ".join(diff) or "start"
+
+
+def _value(v) -> str:
+    return ", ".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else str(v)
+
+
+def _rule(objective: dict[str, float]) -> str:
+    terms = sorted(objective.items(), key=lambda kv: -kv[1])
+    out = " ".join(f"{'−' if w < 0 else '+'} {abs(w):g}·`{k}`" for k, w in terms)
+    return out.removeprefix("+ ")
+
+
+def _ood_key(objs: list[dict]) -> str:
+    """Far-OOD AUROC where the task has far-OOD sets, else the mean over all OOD sets."""
+    return FAR if any(FAR.format("msp") in o["metrics"] for o in objs) else "ood_mean/auroc_{}"
+
+
+def _jaccard(objs: list[dict]) -> float:
+    v = [o["extra"]["mean_jaccard"] for o in objs if "mean_jaccard" in o.get("extra", {})]
+    return float(np.mean(v)) if v else math.nan
+
+
+def _same_seeds(rec: dict, objs: list[dict]) -> list[dict]:
+    """The results among ``objs`` on the seeds the candidates were compared on."""
+    return [o for o in objs if o["seed"] in rec["rule"]["seeds"]]
+
+
+def knob_slices(rec: dict) -> dict[str, list[dict]]:
+    """Per knob, the candidates that differ only in that knob (the largest such group, the
+    winner's where there is a tie), ordered as the knob's values are declared."""
+    out = {}
+    cands = [c for c in rec["candidates"] if c["_results"]]
+    win = (rec.get("winner") or {}).get("name")
+    for knob, values in rec["space"].items():
+        groups = defaultdict(list)
+        for c in cands:
+            rest = json.dumps({k: v for k, v in c["knobs"].items() if k != knob}, sort_keys=True)
+            groups[rest].append(c)
+        best = max(groups.values(), key=lambda g: (len({json.dumps(c["knobs"][knob]) for c in g}),
+                                                   any(c["name"] == win for c in g)), default=[])
+        if len(best) > 1:
+            out[knob] = sorted(best, key=lambda c: values.index(c["knobs"][knob]))
+    return out
+
+
+def figure(rec: dict, reference: list[dict], path: Path) -> None:
+    """Rows: the shown metrics; columns: knobs; points: candidates (error bars over seeds)."""
+    from uqbench.bench.figures import _save, plt
+
+    slices = knob_slices(rec)
+    if not slices:
+        return
+    ood = _ood_key([o for c in rec["candidates"] for o in c["_results"]]).format("msp")
+    rows = [*SHOWN[:2], (ood, "AUROC far" if ood.startswith("ood_far") else "AUROC", True)]
+    fig, axes = plt.subplots(len(rows), len(slices), figsize=(2.6 * len(slices), 2.2 * len(rows)),
+                             squeeze=False, sharey="row")
+    for j, (knob, cands) in enumerate(slices.items()):
+        for i, (key, title, _) in enumerate(rows):
+            ax = axes[i][j]
+            vals = [[o["metrics"][key] for o in c["_results"] if key in o["metrics"]] for c in cands]
+            means = [np.mean(v) if v else np.nan for v in vals]
+            errs = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals]
+            ax.errorbar(range(len(cands)), means, yerr=errs, marker="o", capsize=3)
+            if reference:
+                ax.axhline(_mean(reference, key), ls="--", color="gray", lw=1)
+            ax.set_xticks(range(len(cands)), [_value(c["knobs"][knob])[:18] for c in cands], fontsize=7,
+                          rotation=15)
+            if i == 0:
+                ax.set_title(knob, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(title, fontsize=9)
+    ref = f"; dashed: {rec['reference']} on the same seeds" if reference else ""
+    fig.suptitle(f"{rec['task']} / {rec['entry']}: one knob at a time (test split, not used to choose){ref}",
+                 fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _record_lines(rec: dict, link: str) -> list[str]:
+    b, win = rec["budget"], rec.get("winner")
+    lines = [f"Tuning record of `{rec['entry']}` (`{rec['method']}`, [{rec['_path']}]({link})): "
+             f"minimise {_rule(rec['rule']['objective'])} on seed(s) {', '.join(map(str, rec['rule']['seeds']))}, "
+             f"validation data only; {rec['search']} search over {len(rec['space'])} knobs "
+             f"(space of {b['space_size']}), {b['candidates']} candidates run, {b['wall_s'] / 60:.0f} minutes "
+             f"of fit and evaluation. Winner: "
+             + (f"`{_label(win['knobs'], {})}`." if win else "none yet (the search resumes).")]
+    if rec["fixed"]:
+        lines[0] += " Held fixed: " + ", ".join(f"{k}={v}" for k, v in rec["fixed"].items()) + "."
+    start = rec["candidates"][0]["knobs"] if rec["candidates"] else {}
+    header = ["Candidate (vs start)", "Val objective", *[f"{t} (test)" for _, t, _ in SHOWN],
+              *[f"AUROC far {s}" for s in SCORES[1:]], "Head overlap"]
+    rows = []
+    for c in rec["candidates"]:
+        objs = c["_results"]
+        mark = " ★" if win and c["name"] == win["name"] else ""
+        rows.append([f"`{_label(c['knobs'], start)}`{mark}",
+                     _fmt(c["objective"], 4) if c["objective"] is not None else c["status"],
+                     *[_fmt(_mean(objs, k)) for k, _, _ in SHOWN],
+                     *[_fmt(_mean(objs, FAR.format(s))) for s in SCORES[1:]], _fmt(_jaccard(objs), 2)])
+    return lines + [""] + _table(header, rows)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    from uqbench.bench.report import _table as table
+
+    return table(header, rows)
+
+
+def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
+    """Plain words from the numbers: the chosen entry against the reference on test data, and
+    for each candidate cause of a gap in OOD detection, whether a run closed it."""
+    entry, ref_name = rec["entry"], rec.get("reference")
+    mine, ref = finals.get(entry, []), finals.get(ref_name, [])
+    if not mine or not ref:
+        return []
+    ood = _ood_key(ref)
+    d = lambda key: _mean(mine, key) - _mean(ref, key)  # noqa: E731
+    n = f"{len(mine)} seed{'s' * (len(mine) > 1)}"
+    kind = "far-OOD" if ood == FAR else "OOD"
+    out = [f"On `{rec['task']}` the chosen `{entry}` ({n}) against `{ref_name}` ({len(ref)}): accuracy "
+           f"{_fmt(_mean(mine, 'test/acc'))} vs {_fmt(_mean(ref, 'test/acc'))}, ECE {_fmt(_mean(mine, 'test/ece'))} "
+           f"vs {_fmt(_mean(ref, 'test/ece'))}, {kind} AUROC {_fmt(_mean(mine, ood.format('msp')))} vs "
+           f"{_fmt(_mean(ref, ood.format('msp')))} ({d(ood.format('msp')):+.3f})."]
+    gap = d(ood.format("msp"))
+    if not gap < 0:
+        return out + [f"It does not trail the reference on {kind} detection here."]
+    target = _mean(ref, ood.format("msp"))
+    best = max(SCORES, key=lambda s: _mean(mine, ood.format(s)))
+    out.append(f"OOD score: its best score is `{best}` ({_fmt(_mean(mine, ood.format(best)))}); "
+               f"mutual information gives {_fmt(_mean(mine, ood.format('mi')))} (0.5 = chance), so "
+               + ("the choice of score closes the gap." if _mean(mine, ood.format(best)) >= target
+                  else "no score closes the gap"
+                  + ("; the members' disagreement is close to chance as an OOD signal." if _mean(mine, ood.format("mi")) < 0.55
+                     else ".")))
+    target = _mean(_same_seeds(rec, ref), ood.format("msp"))
+    for knob, cands in knob_slices(rec).items():
+        vals = [(_mean(c["_results"], ood.format("msp")), c) for c in cands]
+        hi, lo = max(vals, key=lambda t: t[0]), min(vals, key=lambda t: t[0])
+        over = [_jaccard(c["_results"]) for c in cands]
+        verdict = "closes the gap" if hi[0] >= target else "does not close the gap"
+        out.append(f"`{knob}`: {kind} AUROC ranges {_fmt(lo[0])} (`{_value(lo[1]['knobs'][knob])}`) to "
+                   f"{_fmt(hi[0])} (`{_value(hi[1]['knobs'][knob])}`) against `{ref_name}`'s {_fmt(target)} on "
+                   f"the same seed(s): it {verdict}"
+                   + (f" (head overlap {_fmt(min(over), 2)}–{_fmt(max(over), 2)})." if not any(map(math.isnan, over))
+                      else "."))
+    return out
+
+
+def markdown(root: Path, jobs: list[dict], figures_dir: Path) -> str:
+    """The study section(s) of the leaderboard ('' without tuning records); draws the figures,
+    linked relative to ``figures_dir`` (the leaderboard's folder)."""
+    from uqbench.bench.figures import _rel
+
+    recs = load_records(root)
+    if not recs:
+        return ""
+    lines = []
+    for title in sorted({r["title"] for r in recs}):
+        lines += [f"## {title}", "",
+                  "Each tuned entry's configuration was chosen by the stated rule on validation data; the "
+                  "test-split numbers below are shown for reading and were not used to choose. Rows of the "
+                  "chosen configurations on every seed are in the suite's section above.", ""]
+        for rec in [r for r in recs if r["title"] == title]:
+            finals = defaultdict(list)
+            for j in jobs:
+                if j["suite"] == rec["suite"] and j["task"] == rec["task"]:
+                    finals[j["method"]].append(j)
+            link = _rel(Path(root) / rec["_path"], figures_dir)
+            lines += [f"### `{rec['suite']}` / `{rec['task']}` / `{rec['entry']}`", ""] + _record_lines(rec, link)
+            fig = Path(root) / "figures" / f"{rec['suite']}__{rec['task']}__{rec['entry']}-knobs.png"
+            figure(rec, _same_seeds(rec, finals.get(rec.get("reference"), [])), fig)
+            if fig.exists():
+                lines += ["", f"![knobs of {rec['entry']} on {rec['task']}]({_rel(fig, figures_dir)})"]
+            words = conclusion(rec, finals)
+            if words:
+                lines += ["", "Conclusion (generated from the numbers):", ""] + [f"- {w}" for w in words]
+            lines.append("")
+    return "\n".join(lines)

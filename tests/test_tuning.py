@@ -1,0 +1,153 @@
+"""The tuning protocol: choices follow validation metrics only, the search resumes, bad
+[tuning] sections fail before anything runs, and results carry validation metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from test_reliability import assert_bad_input
+
+from uqbench.bench import cli, report, results, runner, scoring, suite, tuning
+
+HEAD = "[suite]\nseeds = [0, 1]\nthreads = 1\nbatch_sizes = [1, 8]\ncost_repeats = 1\n"
+TASK = '[[tasks]]\nname = "digits"\nparams = { dim = 24, depth = 2, heads = 6, epochs = 0.5, batch_size = 128 }\n'
+TUNING = """
+[methods.single]
+[tuning]
+reference = "single"
+objective = { "val/nll" = 1.0, "ood_val/auroc_msp" = -1.0 }
+seeds = [0]
+[tuning.hydra]
+search = "grid"
+[tuning.hydra.fixed]
+finetune_frac = 0.5
+[tuning.hydra.space]
+heads_per_member = [2, 3]
+mlp = [{ merge_mlp = true }, { merge_mlp = false }]
+"""
+
+
+def write(folder: Path, tuning_block: str = TUNING) -> Path:
+    path = folder / "tiny.toml"
+    path.write_text(HEAD + TASK + tuning_block)
+    return path
+
+
+def candidate_files(root: Path) -> list[Path]:
+    return sorted((root / "tuning" / "runs").rglob("seed*.json"))
+
+
+def test_score_val_keeps_validation_apart():
+    rng = np.random.default_rng(0)
+    logits = {k: rng.normal(size=(2, n, 4)).astype(np.float32)
+              for k, n in (("test", 30), ("val", 20), ("ood_val", 10), ("ood/far", 10))}
+    labels = {"test": rng.integers(0, 4, 30), "val": rng.integers(0, 4, 20), "ood_val": -np.ones(10, int),
+              "ood/far": -np.ones(10, int)}
+    val = scoring.score_val(logits, labels)
+    assert set(val) >= {"val/acc", "val/nll", "ood_val/auroc_msp"} and all(k.startswith(("val/", "ood_val/")) for k in val)
+    assert val["val/acc"] == pytest.approx(float(np.mean(logits["val"].mean(0).argmax(-1) == labels["val"])))
+    test = scoring.score(logits, labels)
+    assert not any("val" in k for k in test)  # the held-out sets never enter test or OOD metrics
+    assert test == scoring.score({k: v for k, v in logits.items() if k not in scoring.VAL_SETS}, labels)
+
+
+def test_coordinate_search_follows_validation_and_ignores_test(monkeypatch):
+    """Candidates with adversarial test metrics: the winner is the validation optimum."""
+    space = tuning.Space("m", "hydra", "coordinate", {}, {"a": [0, 1, 2], "b": [0, 1]}, {})
+    protocol = tuning.Protocol({"val/nll": 1.0}, [0], [space])
+
+    def fake_jobs(s, task, entry, seeds, root, report, log):
+        a, b = entry.params["a"], entry.params["b"]
+        val_nll = (a - 1) ** 2 + (b - 1) ** 2  # optimum at a=1, b=1
+        return [{"val_metrics": {"val/nll": float(val_nll)}, "metrics": {"test/nll": -float(val_nll)},
+                 "wall": {"fit_s": 1.0, "eval_s": 0.5}}]
+
+    monkeypatch.setattr(tuning, "_jobs", fake_jobs)
+    rec = tuning.tune_task(SimpleNamespace(name="tiny"), SimpleNamespace(name="digits"), space, protocol, Path("."), runner.RunReport())
+    assert rec["winner"]["knobs"] == {"a": 1, "b": 1}
+    assert [c["knobs"] for c in rec["candidates"]] == [{"a": 0, "b": 0}, {"a": 1, "b": 0}, {"a": 2, "b": 0},
+                                                       {"a": 1, "b": 1}]
+    assert rec["budget"] == {"candidates": 4, "jobs": 4, "space_size": 6, "wall_s": 6.0}
+    assert all("metrics" not in c and set(c["val_metrics"]) == {"val/nll"} for c in rec["candidates"])
+
+
+def test_tune_end_to_end_reads_validation_only_and_resumes(tmp_path):
+    path, root = write(tmp_path), tmp_path / "res"
+    s = suite.load(str(path))
+    rep = tuning.tune_suite(s, root, log=lambda *_: None)
+    assert not rep.failed and len(rep.done) == 4 + 2  # the four grid candidates, then the winner on two seeds
+    rec_path = tuning.record_path(root, "tiny", "digits", "hydra")
+    rec = json.loads(rec_path.read_text())
+    files = candidate_files(root)
+    assert len(files) == 4 and rec["budget"]["candidates"] == 4
+    objs = {f.parent.name: results.read(f) for f in files}
+    vals = {n: tuning.objective_value(o["val_metrics"], rec["rule"]["objective"]) for n, o in objs.items()}
+    assert rec["winner"]["name"] == min(vals, key=vals.get)
+    final = results.read(root / "runs" / "tiny" / "digits" / "hydra" / "seed1.json")
+    assert final["params"]["heads_per_member"] == rec["winner"]["params"]["heads_per_member"]
+    assert final["tuning"]["winner"] == rec["winner"]["name"] and "val/nll" in final["val_metrics"]
+
+    # Make the test split adversarial (the winner worst, the others perfect) and give the best
+    # validation numbers to another candidate: the next choice follows validation alone.
+    loser = max(vals, key=vals.get)
+    for name, f in zip(objs, files):
+        o = objs[name]
+        o["metrics"] = {k: (1e3 if name == rec["winner"]["name"] else 0.0) for k in o["metrics"]}
+        if name in (loser, rec["winner"]["name"]):
+            other = objs[rec["winner"]["name"] if name == loser else loser]
+            o["val_metrics"] = dict(other["val_metrics"])
+    for name, f in zip(objs, files):
+        results.write(f, objs[name])
+    rep = tuning.tune_suite(s, root, final=False, log=lambda *_: None)
+    assert rep.done == [] and len(rep.reused) == 4  # nothing reruns
+    assert json.loads(rec_path.read_text())["winner"]["name"] == loser
+
+    # Resume: a lost candidate is the only job that runs again.
+    files[0].unlink()
+    rep = tuning.tune_suite(s, root, final=False, log=lambda *_: None)
+    assert len(rep.done) == 1 and len(rep.reused) == 3
+
+    # The study section: record, candidates, the knob figure, the generated conclusion.
+    runner.run_suite(s, root, log=lambda *_: None)
+    text = report.build(root, root / "leaderboard.md").read_text()
+    study = text[text.index("## Tuning study"):]
+    assert "Tuning record of `hydra`" in study and "★" in study and "Conclusion (generated" in study
+    assert (root / "figures" / "tiny__digits__hydra-knobs.png").is_file()
+
+
+def test_candidate_without_validation_metrics_is_not_eligible(tmp_path):
+    path, root = write(tmp_path), tmp_path / "res"
+    s = suite.load(str(path))
+    tuning.tune_suite(s, root, final=False, log=lambda *_: None)
+    for f in candidate_files(root):
+        o = results.read(f)
+        del o["val_metrics"]  # as in result files written before validation was recorded
+        results.write(f, o)
+    tuning.tune_suite(s, root, final=False, log=lambda *_: None)
+    rec = json.loads(tuning.record_path(root, "tiny", "digits", "hydra").read_text())
+    assert rec["winner"] is None and {c["status"] for c in rec["candidates"]} == {"no validation metrics"}
+
+
+@pytest.mark.parametrize("block, needle", [
+    (TUNING.replace('"val/nll"', '"test/nll"'), "validation data only"),
+    (TUNING.replace('search = "grid"', 'search = "random"'), "search must be one of"),
+    (TUNING.replace("heads_per_member = [2, 3]", "heads_per_member = [0, 3]"), "heads_per_member = 0"),
+    (TUNING.replace("[tuning.hydra.space]", "[tuning.hydra.spaces]"), "unknown keys"),
+    (TUNING + "[tuning.hydra.task_space.nope]\nheads_per_member = [1]\n", "unknown task 'nope'"),
+])
+def test_bad_tuning_section_is_one_line_exit_2(tmp_path, capsys, block, needle):
+    path = write(tmp_path, block)
+    assert_bad_input(capsys, ["tune", "--suite", path, "--results", tmp_path / "res"], tmp_path / "res", needle)
+
+
+def test_tune_cli_bad_names_exit_2(tmp_path, capsys):
+    path = write(tmp_path)
+    out = tmp_path / "res"
+    assert_bad_input(capsys, ["tune", "--suite", path, "--results", out, "--methods", "nope"], out, "nope")
+    assert_bad_input(capsys, ["tune", "--suite", "smoke", "--results", out], out, "no [tuning] section")
+    assert cli.main(["tune", "--suite", str(path), "--results", str(out), "--select-only"]) == 0
+    assert not (out / "runs" / "tiny" / "digits" / "hydra").exists()  # only the candidates ran
