@@ -25,9 +25,32 @@ def results_folder(path: Path, must_hold_results: bool = False) -> Path:
     return path
 
 
+def _split(value: str | None) -> list[str] | None:
+    return value.split(",") if value else None
+
+
+def _check_names(s, tasks: str | None, entries: str | None, kind: str, valid_entries: list[str]) -> None:
+    """Unknown ``--tasks`` or ``--methods`` names of suite ``s`` are bad input."""
+    from uqbench.methods.base import unknown_name
+
+    for what, chosen, valid in (("task", _split(tasks), [t.name for t in s.tasks]),
+                                (kind, _split(entries), valid_entries)):
+        for name in chosen or ():
+            if name not in valid:
+                raise unknown_name(f"{what} of suite {s.name}", name, valid)
+
+
+def _report(label: str, rep) -> int:
+    elsewhere = f"{len(rep.elsewhere)} running elsewhere, " if rep.elsewhere else ""
+    print(f"{label}: {len(rep.done)} run, {len(rep.reused)} already done, {elsewhere}"
+          f"{len(rep.skipped)} skipped, {len(rep.failed)} failed")
+    for f in rep.failed:
+        print(f"  failed: {f}")
+    return 1 if rep.failed else 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from uqbench.bench import runner, suite
-    from uqbench.methods.base import unknown_name
 
     results_folder(args.results)
     s = suite.load(args.suite)
@@ -36,49 +59,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not all(x.strip().isdigit() for x in seeds):
             raise ValueError(f"--seeds must be comma-separated non-negative integers, got {args.seeds!r}")
         s.seeds = [int(x) for x in seeds]
-    split = lambda v: v.split(",") if v else None  # noqa: E731
-    for kind, chosen, valid in (("task", split(args.tasks), [t.name for t in s.tasks]),
-                                ("method entry", split(args.methods), [m.name for m in s.methods])):
-        for name in chosen or ():
-            if name not in valid:
-                raise unknown_name(f"{kind} of suite {s.name}", name, valid)
+    _check_names(s, args.tasks, args.methods, "method entry", [m.name for m in s.methods])
     if args.launcher == "ray":
         from uqbench.bench import launch_ray
 
         rep = launch_ray.run_suite(s, args.results, force=args.force, device=args.device,
-                                   only_tasks=split(args.tasks), only_methods=split(args.methods),
+                                   only_tasks=_split(args.tasks), only_methods=_split(args.methods),
                                    address=args.address)
     else:
         rep = runner.run_suite(s, args.results, force=args.force, device=args.device,
-                               only_tasks=split(args.tasks), only_methods=split(args.methods))
-    elsewhere = f"{len(rep.elsewhere)} running elsewhere, " if rep.elsewhere else ""
-    print(f"suite {s.name}: {len(rep.done)} run, {len(rep.reused)} already done, {elsewhere}"
-          f"{len(rep.skipped)} skipped, {len(rep.failed)} failed")
-    for f in rep.failed:
-        print(f"  failed: {f}")
-    return 1 if rep.failed else 0
+                               only_tasks=_split(args.tasks), only_methods=_split(args.methods))
+    return _report(f"suite {s.name}", rep)
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
     from uqbench.bench import suite, tuning
-    from uqbench.methods.base import unknown_name
 
+    results_folder(args.results)
     s = suite.load(args.suite)
     if s.tuning is None:
         raise ValueError(f"suite {s.name} has no [tuning] section")
-    split = lambda v: v.split(",") if v else None  # noqa: E731
-    for kind, chosen, valid in (("task", split(args.tasks), [t.name for t in s.tasks]),
-                                ("tuned entry", split(args.methods), [sp.entry for sp in s.tuning.spaces])):
-        for name in chosen or ():
-            if name not in valid:
-                raise unknown_name(f"{kind} of suite {s.name}", name, valid)
-    rep = tuning.tune_suite(s, args.results, only_tasks=split(args.tasks), only_entries=split(args.methods),
+    _check_names(s, args.tasks, args.methods, "tuned entry", [sp.entry for sp in s.tuning.spaces])
+    rep = tuning.tune_suite(s, args.results, only_tasks=_split(args.tasks), only_entries=_split(args.methods),
                             final=not args.select_only, device=args.device)
-    print(f"tune {s.name}: {len(rep.done)} run, {len(rep.reused)} already done, "
-          f"{len(rep.skipped)} skipped, {len(rep.failed)} failed")
-    for f in rep.failed:
-        print(f"  failed: {f}")
-    return 1 if rep.failed else 0
+    return _report(f"tune {s.name}", rep)
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:

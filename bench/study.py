@@ -224,7 +224,7 @@ def markdown(root: Path, jobs: list[dict], figures_dir: Path) -> str:
             fig = Path(root) / "figures" / f"{rec['suite']}__{rec['task']}__{rec['entry']}-knobs.png"
             figure(rec, _same_seeds(rec, finals.get(rec.get("reference"), [])), fig)
             if fig.exists():
-                lines += ["", f"![knobs of {rec['entry']} on {rec['task']}]({_rel(fig, figures_dir)})"]
+                lines += ["", f"Figure: [how accuracy, ECE and OOD AUROC move with each knob]({_rel(fig, figures_dir)})"]
             words = conclusion(rec, finals)
             if words:
                 lines += ["", "Conclusion (generated from the numbers):", ""] + [f"- {w}" for w in words]
