@@ -193,15 +193,7 @@ def _jobs(suite, task, entry, seeds: list[int], root: Path, report, log) -> list
     """The result of ``entry`` for each seed: reused when finished, else run (None if it failed)."""
     from uqbench.bench import runner
 
-    out = []
-    for seed in seeds:
-        path = results.JobId(suite.name, task.name, entry.name, seed).path(root)
-        if runner.finished(path, runner.job_hash(task, entry, seed)):
-            report.reused.append(f"{task.name}/{entry.name}/seed{seed}")
-            out.append(results.read(path))
-        else:
-            out.append(runner.attempt(suite, task, entry, seed, root, report, log))
-    return out
+    return [runner.attempt(suite, task, entry, seed, root, report, log=log) for seed in seeds]
 
 
 def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report, log=print,
