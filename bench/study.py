@@ -216,20 +216,50 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
     return out
 
 
+def not_started(recs: list[dict]) -> dict[str, list[str]]:
+    """Per study title, the searches that registered suites declare and that have no record yet,
+    with the rule and spaces they will use (read from the suite files), as Markdown lines."""
+    from uqbench.bench import suite as suites
+    from uqbench.bench.tuning import space_size
+
+    have = {(r["suite"], r["task"], r["entry"]) for r in recs}
+    out: dict[str, list[str]] = defaultdict(list)
+    for name in suites.available():
+        s = suites.load(name)
+        if s.tuning is None:
+            continue
+        rows = []
+        for t in s.tasks:
+            for sp in s.tuning.spaces:
+                if (name, t.name, sp.entry) not in have:
+                    knobs = sp.knobs_for(t.name)
+                    runs = space_size(sp, t.name) if sp.search == "grid" else 1 + sum(len(v) - 1 for v in knobs.values())
+                    rows.append([f"`{t.name}`", f"`{sp.entry}` (`{sp.method}`)", sp.search,
+                                 ", ".join(f"`{k}`" for k in knobs), str(runs)])
+        if rows:
+            out[s.tuning.title] += [
+                f"Searches of suite `{name}` not started yet (rule: minimise {_rule(s.tuning.objective)} on "
+                f"seed(s) {', '.join(map(str, s.tuning.seeds))}, validation data only; "
+                f"`python -m uqbench tune --suite {name}` runs them):", "",
+                *_table(["Task", "Entry", "Search", "Knobs", "Candidates"], rows), ""]
+    return out
+
+
 def markdown(root: Path, jobs: list[dict], figures_dir: Path) -> str:
-    """The study section(s) of the leaderboard ('' without tuning records); draws the figures,
+    """The study section(s) of the leaderboard ('' without tuning records or declared searches);
+    draws the figures,
     linked relative to ``figures_dir`` (the leaderboard's folder)."""
     from uqbench.bench.figures import _rel
 
     recs = load_records(root)
-    if not recs:
-        return ""
+    pending = not_started(recs)
     lines = []
-    for title in sorted({r["title"] for r in recs}):
+    for title in sorted({r["title"] for r in recs} | set(pending)):
         lines += [f"## {title}", "",
-                  "Each tuned entry's configuration was chosen by the stated rule on validation data; the "
-                  "test-split numbers below are shown for reading and were not used to choose. Rows of the "
+                  "Each tuned entry's configuration is chosen by the stated rule on validation data; the "
+                  "test-split numbers below are shown for reading and are not used to choose. Rows of the "
                   "chosen configurations on every seed are in the suite's section above.", ""]
+        lines += pending.get(title, [])
         for rec in [r for r in recs if r["title"] == title]:
             finals = defaultdict(list)
             for j in jobs:
