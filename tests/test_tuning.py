@@ -117,6 +117,7 @@ def test_tune_end_to_end_reads_validation_only_and_resumes(tmp_path):
     study = text[text.index("## Tuning study"):]
     assert "Tuning record of `hydra`" in study and "★" in study and "Conclusion (generated" in study
     assert (root / "figures" / "tiny__digits__hydra-knobs.png").is_file()
+    assert "Searches of suite `hydra-study` not started yet" in text  # declared in a registered suite
 
 
 def test_candidate_without_validation_metrics_is_not_eligible(tmp_path):
