@@ -77,12 +77,12 @@ def make_record(task: SupervisedTask, logits: dict[str, np.ndarray], labels: dic
     ``fields`` (suite, method, seed, params, config_hash, cost, wall, ...). With ``root``, the
     logits are saved beside ``path`` (or in the cache when large) and the result is written."""
     logits = {k: v.astype(np.float16).astype(np.float32) for k, v in logits.items()}
+    if "provenance" not in fields:
+        fields["provenance"] = results.provenance(str(task.device))
     obj = {
         "schema": results.SCHEMA_VERSION, "status": "ok", "task": task.name, "task_config": task.config,
         "metrics": scoring.score(logits, labels, task.near_ood), "val_metrics": scoring.score_val(logits, labels),
-        "extra": {}, "logits": "",
-        "provenance": results.provenance(str(task.device)), "near_ood": list(task.near_ood), "notes": task.notes,
-        **fields,
+        "extra": {}, "logits": "", "near_ood": list(task.near_ood), "notes": task.notes, **fields,
     }
     if root is None:
         return results.validate(obj, f"result of {task.name}")
@@ -131,7 +131,7 @@ def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, r
     eval_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    networks = method.inference_networks(task.backbone(seed).config)
+    networks = method.inference_networks(task.backbone_config)
     costs = {**measure_cost(suite, task, method.forward_members, method.num_parameters(), networks),
              "members": method.num_members}
     cost_s = time.perf_counter() - t0

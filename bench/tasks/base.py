@@ -126,6 +126,12 @@ class SupervisedTask:
     def epochs(self) -> float:
         return self.recipe.epochs
 
+    @functools.cached_property
+    def backbone_config(self) -> dict[str, Any]:
+        """The backbone's architecture (the same for every seed), read once from one built model."""
+        with torch.random.fork_rng():
+            return dict(self.backbone_fn(0).config)
+
     @property
     def modality(self) -> str:
         """``"image"`` or ``"text"`` (text splits need no preprocessing)."""
