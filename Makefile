@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUITE  ?= quick
 RESULTS ?= results
+# local runners side by side for `make bench` (one thread each; cost is measured alone)
+JOBS   ?= 2
 # optional-dependency groups installed into .venv; CI adds the Ray launcher's (EXTRAS=test,ray)
 EXTRAS ?= test
 
@@ -22,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m uqbench run --suite $(SUITE) --results $(RESULTS)
+	$(BIN)/python -m uqbench run --suite $(SUITE) --results $(RESULTS) --jobs $(JOBS)
 	$(BIN)/python -m uqbench leaderboard --results $(RESULTS)
 
 leaderboard: $(STAMP)

@@ -25,6 +25,13 @@ def results_folder(path: Path, must_hold_results: bool = False) -> Path:
     return path
 
 
+def _count(value: str | None, flag: str) -> int | None:
+    """A positive integer option (``--threads``, ``--jobs``)."""
+    if value is not None and (not value.strip().isdigit() or int(value) < 1):
+        raise ValueError(f"{flag} must be an integer >= 1, got {value!r}")
+    return None if value is None else int(value)
+
+
 def _split(value: str | None) -> list[str] | None:
     return value.split(",") if value else None
 
@@ -54,12 +61,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     results_folder(args.results)
     s = suite.load(args.suite)
+    s.work_threads = _count(args.threads, "--threads")
     if args.seeds:
         seeds = args.seeds.split(",")
         if not all(x.strip().isdigit() for x in seeds):
             raise ValueError(f"--seeds must be comma-separated non-negative integers, got {args.seeds!r}")
         s.seeds = [int(x) for x in seeds]
     _check_names(s, args.tasks, args.methods, "method entry", [m.name for m in s.methods])
+    jobs = _count(args.jobs, "--jobs") or 1
+    helpers = []
+    if jobs > 1:
+        if args.launcher == "ray" or args.force:
+            raise ValueError("--jobs runs local runners side by side: not with --launcher ray or --force")
+        s.work_threads = s.work_threads or max(1, s.threads // jobs)
+        runner.checked_data_root()  # a bad data root: one error line, from this runner alone
+        helpers = _start_helpers(args, jobs - 1, s.work_threads)
     if args.launcher == "ray":
         from uqbench.bench import launch_ray
 
@@ -69,7 +85,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         rep = runner.run_suite(s, args.results, force=args.force, device=args.device,
                                only_tasks=_split(args.tasks), only_methods=_split(args.methods))
-    return _report(f"suite {s.name}", rep)
+    rc = _report(f"suite {s.name}", rep)
+    return max([rc, *(h.wait() for h in helpers)])
+
+
+def _start_helpers(args: argparse.Namespace, n: int, threads: int) -> list:
+    """``n`` more runners of the same command: the job locks share the jobs out among them,
+    and the one measuring cost pauses the others. Their progress bars are off."""
+    import os
+    import subprocess
+
+    argv = [sys.executable, "-m", "uqbench", "run", "--suite", args.suite, "--results", str(args.results),
+            "--threads", str(threads)]
+    for flag in ("device", "tasks", "methods", "seeds"):
+        if getattr(args, flag):
+            argv += [f"--{flag}", str(getattr(args, flag))]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    return [subprocess.Popen(argv, env=env) for _ in range(n)]
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -79,6 +111,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     s = suite.load(args.suite)
     if s.tuning is None:
         raise ValueError(f"suite {s.name} has no [tuning] section")
+    s.work_threads = _count(args.threads, "--threads")
     _check_names(s, args.tasks, args.methods, "tuned entry", [sp.entry for sp in s.tuning.spaces])
     rep = tuning.tune_suite(s, args.results, only_tasks=_split(args.tasks), only_entries=_split(args.methods),
                             final=not args.select_only, device=args.device)
@@ -165,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--tasks", help="comma-separated task names to run (default: all)")
     r.add_argument("--methods", help="comma-separated method entries to run (default: all)")
     r.add_argument("--seeds", help="comma-separated seeds overriding the suite's")
+    r.add_argument("--jobs", help="local runners side by side (default 1), each with the suite's threads / jobs")
     r.add_argument("--launcher", choices=["local", "ray"], default="local")
     r.add_argument("--address", help="Ray cluster address (with --launcher ray)")
     r.set_defaults(fn=_cmd_run)
@@ -176,6 +210,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--methods", help="comma-separated tuned entries (default: all)")
     t.add_argument("--select-only", action="store_true", help="run the candidates and write the record only")
     t.set_defaults(fn=_cmd_tune)
+    for cmd in (r, t):
+        cmd.add_argument("--threads", help="CPU threads to train and evaluate with (default: the "
+                         "suite's); cost is measured with the suite's while other runners on this cache pause")
     lb = sub.add_parser("leaderboard", help="rebuild leaderboard.md and .html, summary.csv, runs.json and figures")
     lb.add_argument("--results", type=Path, default=RESULTS)
     lb.add_argument("--out", help="the leaderboard file (default: leaderboard.md beside the results folder)")

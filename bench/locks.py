@@ -5,6 +5,10 @@ people; the lock is the kernel's). The kernel releases it when its holder exits,
 exits, SIGKILL included, so a stale lock file is simply locked again by the next runner. The
 holder removes the file when it is done; a process that was waiting on the removed file sees
 that the path no longer names the file it locked and tries again.
+
+``measuring`` and ``wait_for_measurement`` keep cost timings clean on a shared machine: a
+runner measuring cost holds the measurement lock, and every other runner waits for it before
+its next training or evaluation batch.
 """
 
 from __future__ import annotations
@@ -60,4 +64,36 @@ def _locked(path: Path, wait: bool) -> Iterator[bool]:
         yield True
     finally:
         path.unlink(missing_ok=True)  # removed while still held, then released
+        os.close(fd)
+
+
+_measuring_here = False
+
+
+@contextlib.contextmanager
+def measuring(path: Path) -> Iterator[None]:
+    """Hold the measurement lock ``path`` for the block (waiting for another holder first)."""
+    global _measuring_here
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # the file stays: waiters only open it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _measuring_here = True
+        yield
+    finally:
+        _measuring_here = False
+        os.close(fd)  # releases the lock
+
+
+def wait_for_measurement(path: Path) -> None:
+    """Return once no other process holds the measurement lock ``path`` (at once when none does)."""
+    if _measuring_here:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    finally:
         os.close(fd)

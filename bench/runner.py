@@ -28,7 +28,7 @@ from uqbench.bench import cost, dist, locks, results, scoring, verdicts
 from uqbench.bench.data.root import MissingData, data_root
 from uqbench.bench.results import JobId, ResultError
 from uqbench.bench.suite import MethodEntry, Suite, build_task
-from uqbench.bench.tasks.base import Inputs, SupervisedTask, cache_root, config_hash
+from uqbench.bench.tasks.base import Inputs, SupervisedTask, cache_root, config_hash, measuring_lock
 
 LOGITS_COMMIT_LIMIT = 2 * 2**20  # larger logit files go to the cache, not the repository
 
@@ -64,8 +64,7 @@ def evaluate(forward: Callable[[Inputs], torch.Tensor], task: SupervisedTask) ->
     logits, labels = {}, {}
     held_out = {k: task.splits[k] for k in scoring.VAL_SETS if task.has_split(k)}
     for name, split in {**task.eval_sets(), **held_out}.items():
-        chunks = [forward(x).float().cpu() for x, _ in task.iterate(split, task.eval_batch_size)]
-        logits[name] = torch.cat(chunks, dim=1).numpy()
+        logits[name] = task.predict(forward, split).numpy()
         labels[name] = split.y.numpy()
     return logits, labels
 
@@ -103,10 +102,16 @@ def make_record(task: SupervisedTask, logits: dict[str, np.ndarray], labels: dic
 def measure_cost(suite: Suite, task: SupervisedTask, forward: Callable[[Inputs], torch.Tensor],
                  num_parameters: int, networks: list[tuple[dict, int]] | None = None) -> dict:
     """Inference cost of ``forward`` on the task's inputs, as the suite asks it measured
-    (``networks``: the method's, for the analytic count)."""
-    return cost.measure(forward, task.example_inputs, num_parameters, task.device, suite.batch_sizes,
-                        suite.cost_repeats, threads=suite.threads, dtype=getattr(torch, suite.dtype),
-                        networks=networks)
+    (``networks``: the method's, for the analytic count), with the suite's thread count while
+    every other runner sharing this cache pauses at its next batch."""
+    work_threads = torch.get_num_threads()
+    try:
+        with locks.measuring(measuring_lock()):
+            return cost.measure(forward, task.example_inputs, num_parameters, task.device, suite.batch_sizes,
+                                suite.cost_repeats, threads=suite.threads, dtype=getattr(torch, suite.dtype),
+                                networks=networks)
+    finally:
+        torch.set_num_threads(work_threads)
 
 
 def job_hash(task: SupervisedTask, entry: MethodEntry, seed: int) -> str:
@@ -197,7 +202,7 @@ def prepare(suite: Suite, root: Path, device: str | None, log=print) -> tuple[to
     for path in clean_stale_temporaries(Path(root) / "runs" / suite.name):
         log(f"removed {path}, left by an interrupted run")
     if dev.type == "cpu":
-        torch.set_num_threads(suite.threads)
+        torch.set_num_threads(suite.work_threads or suite.threads)
     return dev, droot
 
 

@@ -68,7 +68,8 @@ class Suite:
     seeds: list[int] = field(default_factory=lambda: [0])
     description: str = ""
     device: str = "cpu"
-    threads: int = 2
+    threads: int = 2  # CPU threads; cost is always measured with these
+    work_threads: int | None = None  # CPU threads to train and evaluate with (None: ``threads``); set by --threads
     dtype: str = "float32"
     batch_sizes: tuple[int, int] = (1, 256)
     cost_repeats: int = 10

@@ -66,7 +66,7 @@ def fit(
         {"params": ps, "weight_decay": recipe.weight_decay if decay else 0.0,
          "lr": base_lr * (recipe.head_lr_mult if head else 1.0)}
         for (decay, head), ps in sorted(groups.items())
-    ], lr=base_lr)
+    ], lr=base_lr, fused=True)  # one kernel per step: on the CPU the per-tensor loop cost a quarter of a MiniLM step
     warmup = max(1, int(recipe.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, total, warmup))
     model.train()

@@ -45,6 +45,8 @@ class DeepEnsembles(UQMethod):
         """Train (or fetch from the task's cache) the M single models."""
         self.validate()
         seeds = self.member_seeds(task.seed)
-        self.models_ = nn.ModuleList(task.single_model(s) for s in seeds)  # each returns (1, B, C)
+        # Member 0 (the `single` model) last: a runner beside this one may be training it now.
+        models = [task.single_model(s) for s in reversed(seeds)][::-1]
+        self.models_ = nn.ModuleList(models)  # each returns (1, B, C)
         self.extra_ = {"member_seeds": seeds}
         return self.eval()

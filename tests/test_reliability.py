@@ -250,8 +250,8 @@ def test_resumed_deep_ensemble_trains_only_unfinished_members(tmp_path, wrapper)
     tags = lambda log: [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
     base = "base-model member 0 seed {}".format
     _, s1, s2 = methods.create("deep_ensembles").member_seeds(0)
-    # single = member 0 of the ensemble (seed 0); killed in member 1's training
-    assert tags(log1) == [base(0), base(s1)]
+    # single = member 0 of the ensemble (seed 0), which trains it last; killed in member 2's training
+    assert tags(log1) == [base(0), base(s2)]
     assert not (job_dir(res, "deep_ensembles") / "seed0.json").exists()
     done = {"single": finished_files(res, "single")}
 
@@ -259,7 +259,7 @@ def test_resumed_deep_ensemble_trains_only_unfinished_members(tmp_path, wrapper)
     assert p.returncode == 0, p.stderr[-3000:]
     assert summary(p.stdout) == "suite tiny: 2 run, 1 already done, 0 skipped, 0 failed"
     trained = tags(log2)
-    assert trained == [base(s1), base(s2), "mc_dropout member 0 seed 0"], trained  # member 0 not retrained
+    assert trained == [base(s2), base(s1), "mc_dropout member 0 seed 0"], trained  # member 0 not retrained
     check_complete(res, done)
 
 
@@ -275,6 +275,17 @@ def test_two_runners_on_one_results_folder_do_every_job_once(tmp_path, wrapper):
     # the single model (also deep-ensemble member 0), two more members, MC dropout: each once
     assert len(trainings) == len(set(trainings)) == 4, trainings
     check_complete(res, {})
+
+
+def test_jobs_option_shares_the_jobs_among_side_by_side_runners(tmp_path, capfd):
+    suite_path, res = write_suite(tmp_path), tmp_path / "results"
+    assert cli.main(["run", "--suite", str(suite_path), "--results", str(res), "--jobs", "2"]) == 0
+    lines = re.findall(r"suite tiny: .*failed", capfd.readouterr().out)
+    assert len(lines) == 2, lines  # this runner and one helper
+    assert sum(int(re.search(r"(\d+) run,", line).group(1)) for line in lines) == len(METHODS), lines
+    check_complete(res, {})
+    for m in METHODS:
+        assert results.read(job_dir(res, m) / "seed0.json")["provenance"]["threads"] == 1
 
 
 def test_a_killed_runners_lock_is_taken_over(tmp_path):
@@ -295,6 +306,33 @@ def test_a_killed_runners_lock_is_taken_over(tmp_path):
     with file_lock(lock, wait=False) as mine:
         assert mine
     assert not lock.exists()
+
+
+def test_a_runner_measuring_cost_pauses_the_others(tmp_path):
+    """While one process measures cost, another waits before its next batch; a process never
+    waits for its own measurement."""
+    from uqbench.bench.locks import measuring, wait_for_measurement
+
+    lock, done = tmp_path / "measuring.lock", tmp_path / "done"
+    wait_for_measurement(lock)  # no runner has measured yet: no wait
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from pathlib import Path; from uqbench.bench.locks import measuring\n"
+        f"with measuring(Path({str(lock)!r})):\n"
+        f"    print('held', flush=True); time.sleep(1); Path({str(done)!r}).write_text('x')")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    wait_for_measurement(lock)
+    assert done.exists()  # returned only once the holder had finished measuring
+    holder.wait(timeout=60)
+    with measuring(lock):
+        wait_for_measurement(lock)
+
+
+def test_threads_option_trains_with_its_count_and_measures_with_the_suites(tmp_path):
+    path = write_suite(tmp_path, "[methods.single]\n", head=HEAD.replace("threads = 1", "threads = 2"))
+    assert cli.main(["run", "--suite", str(path), "--results", str(tmp_path / "res"), "--threads", "1"]) == 0
+    obj = results.read(job_dir(tmp_path / "res", "single") / "seed0.json")
+    assert obj["provenance"]["threads"] == 1 and obj["cost"]["threads"] == 2
 
 
 def test_same_seed_gives_the_same_numbers(tmp_path, wrapper, monkeypatch):
@@ -536,6 +574,8 @@ def test_bad_names_on_the_command_line_fail_clearly(tmp_path, watched, capsys):
     assert_bad_input(capsys, run + [path, "--methods", "singel"], watched, "'singel'", "did you mean single")
     assert_bad_input(capsys, run + [path, "--tasks", "digit"], watched, "'digit'", "did you mean digits")
     assert_bad_input(capsys, run + [path, "--seeds", "0,x"], watched, "--seeds")
+    assert_bad_input(capsys, run + [path, "--threads", "0"], watched, "--threads must be an integer >= 1", "'0'")
+    assert_bad_input(capsys, run + [path, "--jobs", "2", "--force"], watched, "--jobs", "--force")
 
 
 def test_results_that_is_a_file_fails_clearly(tmp_path, watched, capsys):

@@ -204,6 +204,25 @@ def test_clinc150_minilm_builds_and_forwards(text_data):
     assert not torch.equal(task.backbone_fn(0).blocks[0].qkv.weight, model.blocks[0].qkv.weight)
 
 
+def test_predict_runs_text_shortest_first_and_returns_the_split_order(text_data):
+    task = create_task("clinc150-minilm", train_per_class=2, ood_max=4, max_length=16)
+    task.eval_batch_size = 2
+    split = task.splits["test"]
+    assert len(set(split.x["attention_mask"].sum(1).tolist())) > 1  # lengths differ
+    model = task.backbone(0).eval()
+    widths = []
+
+    def forward(x):
+        widths.append(x["input_ids"].shape[1])
+        return model(x)
+
+    got = task.predict(forward, split)
+    one_by_one = torch.cat([model(split.take(torch.tensor([i]))) for i in range(len(split))], dim=1)
+    assert got.shape == (1, len(split), 3)
+    torch.testing.assert_close(got, one_by_one, rtol=1e-4, atol=1e-5)
+    assert widths == sorted(widths)  # shortest first: each batch trimmed to its own longest
+
+
 def test_text_max_length_truncates(text_data):
     (text_data / "sst2" / "stsa.binary.test").write_text("1 " + "very " * 50 + "good\n0 bad\n")
     task = create_task("sst2-minilm", max_length=8)
@@ -290,6 +309,29 @@ def test_zeroshot_clip_pretrained_offline_is_missing_data(imagenet_data, tmp_pat
         create_task("imagenet-zeroshot-clip", pretrained="no-such-tag")
     with pytest.raises(MissingData, match="ImageNet not found"):
         create_task("imagenet-zeroshot-clip", model="tiny-random", folder="absent")
+
+
+def test_zeroshot_clip_unreachable_hub_fails_at_once(imagenet_data, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+    import open_clip.pretrained
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("UQBENCH_OFFLINE", raising=False)
+    asked = []
+    monkeypatch.setattr(clip_tasks, "_resolves", lambda host: asked.append(host) or False)
+    monkeypatch.setattr(open_clip.pretrained, "download_pretrained", lambda cfg: pytest.fail("no download"))
+    with pytest.raises(MissingData, match="huggingface.co cannot be reached"):
+        create_task("imagenet-zeroshot-clip")
+    assert asked == ["huggingface.co"]
+
+    def unavailable(cfg):
+        raise OSError("hub says no")
+
+    monkeypatch.setattr(clip_tasks, "_resolves", lambda host: True)
+    monkeypatch.setattr(open_clip.pretrained, "download_pretrained", unavailable)
+    with pytest.raises(MissingData, match="download failed: OSError: hub says no"):
+        create_task("imagenet-zeroshot-clip")
 
 
 # --- imagefolder -----------------------------------------------------------------------------

@@ -42,6 +42,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("UQBENCH_CACHE", Path.home() / ".cache" / "uqbench"))
 
 
+def measuring_lock() -> Path:
+    """The lock a runner holds while it measures cost; runners sharing the cache pause for it."""
+    return cache_root() / "measuring.lock"
+
+
 BASE_MODEL = "base-model"  # the checkpoint owner of ``single_model``, which several methods share
 
 
@@ -168,8 +173,24 @@ class SupervisedTask:
             gen = torch.Generator().manual_seed(shuffle_seed)
             order = torch.randperm(len(split), generator=gen)
         for i in range(0, len(split), batch_size):
+            locks.wait_for_measurement(measuring_lock())
             idx = order[i : i + batch_size]
             yield self._inputs(split, idx, augment, gen), split.y[idx].to(self.device)
+
+    @torch.no_grad()
+    def predict(self, forward: Callable[[Inputs], Tensor], split: Split) -> Tensor:
+        """``forward``'s member logits ``(M, N, C)`` on a split, in the split's order. Text is
+        run shortest first, so that each batch is trimmed to lengths like its own (padding is
+        masked out, so the logits are those of any order, up to rounding)."""
+        order = torch.arange(len(split))
+        if isinstance(split.x, dict):
+            order = torch.argsort(split.x["attention_mask"].sum(1), stable=True)
+        chunks = []
+        for i in range(0, len(split), self.eval_batch_size):
+            locks.wait_for_measurement(measuring_lock())
+            chunks.append(forward(self._inputs(split, order[i : i + self.eval_batch_size], False, None)).float().cpu())
+        out = torch.cat(chunks, dim=1)
+        return out[:, torch.argsort(order)]
 
     def batches(self, split: str, seed: int, limit: int | None = None) -> Iterator[tuple[Inputs, Tensor]]:
         for i, batch in enumerate(self.iterate(self.splits[split], self.recipe.batch_size, seed)):

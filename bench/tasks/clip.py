@@ -61,6 +61,25 @@ def _tiny_clip(image_size: int) -> tuple[Any, Any]:
     return model.eval(), open_clip.SimpleTokenizer(context_length=ctx)
 
 
+def _download_host(cfg: dict[str, Any]) -> str | None:
+    """The host a pretrained tag's weights would be downloaded from."""
+    from urllib.parse import urlparse
+
+    if cfg.get("hf_hub"):
+        return urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    return urlparse(cfg["url"]).hostname if cfg.get("url") else None
+
+
+def _resolves(host: str) -> bool:
+    import socket
+
+    try:
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
 def _cached_checkpoint(cfg: dict[str, Any]) -> str | None:
     """The local file of a pretrained tag's weights, looked up without any network access."""
     if cfg.get("file"):
@@ -103,8 +122,12 @@ def _pretrained_clip(model_name: str, pretrained: str, image_size: int | None) -
         if checkpoint is None:
             raise MissingData(f"{what}: not in the local cache and UQBENCH_OFFLINE=1 forbids downloading")
     else:
+        checkpoint = _cached_checkpoint(cfg)
+        host = _download_host(cfg)
+        if checkpoint is None and host and not _resolves(host):  # fail now, not after the hub's retries
+            raise MissingData(f"{what}: not in the local cache, and {host} cannot be reached to download it")
         try:
-            checkpoint = _cached_checkpoint(cfg) or download_pretrained(cfg)
+            checkpoint = checkpoint or download_pretrained(cfg)
         except Exception as e:  # any network or hub failure: the weights cannot be had
             raise MissingData(f"{what}: download failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
         if not checkpoint:
