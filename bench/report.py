@@ -318,6 +318,31 @@ def single_section(rows: list[dict], reference: str) -> list[str]:
     return lines + ([""] + [f"- {n}" for n in notes] if notes else []) + [""]
 
 
+SLICE_KEYS = ("train_per_class",)
+
+
+def slice_section(jobs: list[dict]) -> list[str]:
+    """Each task trained on a slice of its training set beside the same reference model (same
+    seed, every other setting equal) trained on the whole set, when a suite holds that run."""
+    singles = [j for j in jobs if claims.role_of(j["params"]) == claims.REFERENCE]
+    rest = lambda j: {k: v for k, v in j["task_config"].items() if k not in SLICE_KEYS}  # noqa: E731
+    rows = []
+    for full in (j for j in singles if j["task_config"].get("train_per_class") is None):
+        for part in singles:
+            if (part is not full and part["seed"] == full["seed"] and part["task"] == full["task"]
+                    and part["task_config"].get("train_per_class") is not None and rest(part) == rest(full)):
+                acc = part["metrics"]["acc"], full["metrics"]["acc"]
+                rows.append([f"`{full['task']}`", f"`{part['suite']}`: {part['task_config']['train_per_class']} per class",
+                             f"{acc[0]:.3f}", f"`{full['suite']}`: all", f"{acc[1]:.3f}", f"{acc[1] - acc[0]:+.3f}",
+                             str(full["seed"])])
+    if not rows:
+        return []
+    return ["## Training-set slices", "",
+            "The `single` model on the slice of the training set a suite uses, and on the whole set (same seed, "
+            "every other setting equal), measured once: how far the slice sits from convergence.", "",
+            *_table(["Task", "Slice", "Acc", "Whole set", "Acc", "Difference", "Seed"], sorted(rows)), ""]
+
+
 def cost_section(jobs: list[dict], timings: Sequence[costbench.Timing]) -> list[str]:
     """Absolute inference cost per task and method, with the device and precision named, and the
     side-by-side micro-benchmark timings."""
@@ -432,6 +457,7 @@ def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str],
             lines += ["Skipped:", ""]
             lines += [f"- `{s['task']}`{' / `' + s['method'] + '`' if s.get('method') else ''}: {s['reason']}" for s in sk]
             lines += [""]
+    lines += slice_section(jobs)
     lines += cost_section(jobs, timings)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -4,6 +4,7 @@ members. Every method trains through it (via ``Task.train``), whatever its netwo
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -73,7 +74,7 @@ def fit(
     net = _ddp(model) if dist.is_distributed() else None  # under torchrun: this rank's share of each batch
     step, epoch = 0, 0
     with tqdm(total=total, desc=desc, leave=False, unit="step", dynamic_ncols=True, mininterval=1.0,
-              disable=not dist.is_main()) as bar:
+              disable=not dist.is_main() or bool(os.environ.get("TQDM_DISABLE"))) as bar:
         while step < total:
             for x, y in batches(epoch):
                 if net is None:

@@ -195,3 +195,17 @@ def test_cached_logits_with_a_scores_file_get_the_full_interval(tmp_path, monkey
     rows = verdicts.claim_rows(jobs, verdicts.Evidence(root, n_boot=100))
     nll = next(r for r in rows if r["reference"] == "single" and r["claim"] == "NLL")
     assert nll["interval"] == "bootstrap + seeds" and not nll["note"] and nll["seeds"] == 2
+
+
+def test_slice_section_sets_the_whole_training_set_beside_the_slice():
+    cfg = {"task": "t", "epochs": 3, "train_per_class": 15, "lr": 1e-4}
+    job = lambda suite, acc, seed=0, **changed: {  # noqa: E731
+        "suite": suite, "task": "t", "seed": seed, "metrics": {"acc": acc},
+        "params": _params("baseline"), "task_config": {**cfg, **changed}}
+    longer = {**job("standard", 0.95), "params": _params("baseline-longer")}
+    jobs = [job("standard", 0.90), job("standard", 0.91, seed=1), longer, job("other", 0.5, epochs=9),
+            job("full-data", 0.97, train_per_class=None)]
+    lines = report.slice_section(jobs)
+    rows = [line for line in lines if line.startswith("| `t`")]
+    assert rows == ["| `t` | `standard`: 15 per class | 0.900 | `full-data`: all | 0.970 | +0.070 | 0 |"]
+    assert report.slice_section(jobs[:4]) == []  # no whole-set run: no section
