@@ -41,7 +41,7 @@ import numpy as np
 from scipy import stats
 
 from uqbench.bench import metrics, results
-from uqbench.bench.scoring import softmax
+from uqbench.bench.scoring import VAL_SETS, softmax
 
 N_BOOT = 1000
 LEVEL = 0.95
@@ -90,9 +90,14 @@ def scores(logits: dict[str, np.ndarray], labels: np.ndarray, near: tuple[str, .
 
 
 def signature(logits: dict[str, np.ndarray], test_labels: np.ndarray) -> tuple:
-    """What two jobs must share to be paired: the test labels and the size of every evaluated set."""
+    """What two jobs must share to be paired: the test labels and the size of every scored set
+    (the held-out validation splits, which older results lack, do not enter the scores)."""
     return (zlib.crc32(np.asarray(test_labels, dtype=np.int64).tobytes()),
-            tuple(sorted((k, v.shape[1]) for k, v in logits.items())))
+            _scored_sizes((k, v.shape[1]) for k, v in logits.items()))
+
+
+def _scored_sizes(sizes) -> tuple:
+    return tuple(sorted((k, n) for k, n in sizes if k not in VAL_SETS))
 
 
 def save_scores(path: Path, s: Scores, sig: tuple) -> None:
@@ -115,7 +120,7 @@ def load_scores(path: Path) -> tuple[Scores, tuple]:
                    nll=z["nll"].astype(np.float64), brier=z["brier"].astype(np.float64),
                    bins=z["bins"].astype(np.int64), near=tuple(str(n) for n in z["near"]),
                    msp={k.split("|", 1)[1]: z[k].astype(np.float64) for k in z.files if k.startswith("msp|")})
-        sig = (int(z["crc"]), tuple(zip((str(k) for k in z["sets"]), (int(n) for n in z["sizes"]))))
+        sig = (int(z["crc"]), _scored_sizes(zip((str(k) for k in z["sets"]), (int(n) for n in z["sizes"]))))
     return s, sig
 
 

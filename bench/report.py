@@ -124,6 +124,11 @@ def shift_source(task_config: dict) -> str:
     return "the project's own CIFAR-10-C-style corruptions (the fallback when the published arrays are absent)"
 
 
+def _group(jobs: list[dict]) -> str:
+    """The leaderboard group a method's results declare (``extra.group``); "" for the main table."""
+    return next((j["extra"]["group"] for j in jobs if j.get("extra", {}).get("group")), "")
+
+
 def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[str]:
     by_method: dict[str, list[dict]] = defaultdict(list)
     for j in jobs:
@@ -139,8 +144,8 @@ def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[s
         for m in names:
             vals = [j["metrics"].get(key, math.nan) for j in by_method[m]]
             columns[title][m], means[m] = _fmt(vals), _mean(vals)
-        _bold_best(columns[title], means, higher)
-    rows = []
+        _bold_best(columns[title], {m: v for m, v in means.items() if not _group(by_method[m])}, higher)
+    rows: dict[str, list[list[str]]] = defaultdict(list)  # by group ("" = the main table)
     for m in names:
         js = by_method[m]
         row = [f"`{m}`{' (external)' if 'external' in js[0] else ''}", str(js[0]["cost"].get("members", "")), str(len(js))]
@@ -148,9 +153,14 @@ def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[s
         for key, _ in COST:
             r = _mean([j["cost"].get(key, math.nan) for j in js]) / ref[key] if ref.get(key) else math.nan
             row.append("–" if math.isnan(r) else f"{r:.2f}")
-        rows.append(row)
+        rows[_group(js)].append(row)
     lines = [f"### Task `{task}`", ""]
-    lines += _table(["Method", "M", "Seeds"] + [t for _, t, _ in present] + [t for _, t in COST], rows)
+    header = ["Method", "M", "Seeds"] + [t for _, t, _ in present] + [t for _, t in COST]
+    lines += _table(header, rows.pop("", []))
+    for group, grows in sorted(rows.items()):
+        lines += ["", f"*{group[0].upper() + group[1:]}*, while the methods above start from the pretrained model: "
+                  "not these methods at their best (bold marks the best of the table above).", ""]
+        lines += _table(header, grows)
 
     ood_sets = sorted({k.split("/")[1] for j in jobs for k in j["metrics"] if k.startswith("ood/")})
     if ood_sets:
@@ -161,7 +171,8 @@ def task_section(task: str, jobs: list[dict], figures: dict[str, str]) -> list[s
         for s in ood_sets:
             for k, higher in OOD_KEYS:
                 col = {m: _fmt([j["metrics"].get(f"ood/{s}/{k}", math.nan) for j in by_method[m]]) for m in names}
-                _bold_best(col, {m: _mean([j["metrics"].get(f"ood/{s}/{k}", math.nan) for j in by_method[m]]) for m in names}, higher)
+                _bold_best(col, {m: _mean([j["metrics"].get(f"ood/{s}/{k}", math.nan) for j in by_method[m]])
+                                 for m in names if not _group(by_method[m])}, higher)
                 for m in names:
                     cells[m][(s, k)] = col[m]
         lines += _table(header, [[f"`{m}`"] + [cells[m][(s, k)] for s in ood_sets for k, _ in OOD_KEYS] for m in names])

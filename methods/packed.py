@@ -27,6 +27,7 @@ from uqbench.methods.convert import packed_config
 from uqbench.methods.transformer import StreamTransformer, init_weights
 
 NOTE = "trained from scratch: packed layers cannot inherit pretrained weights"
+GROUP = "trained from scratch"  # its leaderboard group on a task whose other methods start pretrained
 
 
 def build_packed(config: dict, members: int, alpha: float) -> StreamTransformer:
@@ -89,5 +90,6 @@ class PackedEnsembles(UQMethod):
         model = task.train(model, seed)
         self.models_ = nn.ModuleList([model])
         self.extra_ = {"note": NOTE, "member_width": model.config["dim"],
-                       "member_heads": model.config["blocks"][0]["heads"][0]}
+                       "member_heads": model.config["blocks"][0]["heads"][0],
+                       **({"group": GROUP} if task.pretrained else {})}
         return self.eval()

@@ -209,3 +209,15 @@ def test_slice_section_sets_the_whole_training_set_beside_the_slice():
     rows = [line for line in lines if line.startswith("| `t`")]
     assert rows == ["| `t` | `standard`: 15 per class | 0.900 | `full-data`: all | 0.970 | +0.070 | 0 |"]
     assert report.slice_section(jobs[:4]) == []  # no whole-set run: no section
+
+
+def test_a_method_trained_from_scratch_on_a_pretrained_task_gets_its_own_table():
+    job = lambda entry, acc, **extra: {  # noqa: E731
+        "suite": "s", "task": "t", "method": entry, "seed": 0, "params": _params(entry),
+        "metrics": {"test/acc": acc}, "cost": {"members": 1, "params": 1.0}, "extra": extra}
+    jobs = [job("baseline", 0.90), job("ensemble", 0.80), job("dropout", 0.95, group="trained from scratch")]
+    lines = report.task_section("t", jobs, {})
+    text = "\n".join(lines)
+    main, scratch = text.split("*Trained from scratch*")
+    assert "`dropout`" not in main and "`dropout` | 1 | 1 | 0.950 |" in scratch  # apart, and never bold
+    assert "| `baseline` | 1 | 1 | **0.900** |" in main

@@ -135,3 +135,15 @@ def test_scores_file_gives_the_replicates_of_the_logits(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_allclose(b[key], a[key], atol=1e-6, err_msg=key)
+
+
+def test_pairing_ignores_the_held_out_validation_sets(tmp_path):
+    """A result scored before validation metrics existed pairs with one that has them."""
+    logits, y = _logits(np.random.default_rng(3))
+    with_val = {**logits, "val": logits["test"][:, :5], "ood_val": logits["test"][:, :3]}
+    assert intervals.signature(with_val, y) == intervals.signature(logits, y)
+    assert intervals.signature({**logits, "ood/other": logits["test"]}, y) != intervals.signature(logits, y)
+    old = intervals.scores(logits, y, ("near",))
+    sig = (intervals.signature(logits, y)[0], tuple(sorted((k, v.shape[1]) for k, v in with_val.items())))
+    intervals.save_scores(tmp_path / "seed0.scores.npz", old, sig)  # as files written so far hold it
+    assert intervals.load_scores(tmp_path / "seed0.scores.npz")[1] == intervals.signature(logits, y)
