@@ -87,7 +87,7 @@ def parameter_count(config: Config) -> int:
         m, kind = len(b["heads"]), b.get("linear", "grouped")
         Hd = max(max(b["heads"]), 1) * d
         mlp_m = b.get("mlp_members", 1) if kind == "grouped" else m
-        count += 2 * 2 * D * b.get("norm_members", m)
+        count += 2 * D * (b.get("norm_members", m) + b.get("norm1_members", b.get("norm_members", m)))
         count += _linear_params(kind, D, 3 * Hd, m, c.get("qkv_bias", True)) + _linear_params(kind, Hd, D, m)
         count += _linear_params(kind, D, F, mlp_m) + _linear_params(kind, F, D, mlp_m)
     count += 2 * D * (c.get("final_norm") or 0)

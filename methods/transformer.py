@@ -12,6 +12,8 @@ Block config keys (all but ``heads`` optional):
                   which contributes exactly nothing (zero V and O weights).
     mlp_members:  1 = one MLP applied to every stream (Hydra's merged MLP), M = one each.
     norm_members: 1 = shared LayerNorms, M = one affine transform per member.
+    norm1_members: the first norm's, where it differs (a pre-norm block whose members' affine
+                  transforms were folded into their Q/K/V projections has a plain norm: 1).
     linear:       "grouped" (a weight per member) or "batch" (BatchEnsemble rank-1 fast weights).
 """
 
@@ -59,7 +61,7 @@ class StreamBlock(nn.Module):
         self.attn_dropout = model_cfg.get("attn_dropout", 0.0)  # on the attention probabilities
         self.mc_dropout = False  # when True, dropout fires in eval mode too (MC Dropout)
         self.head_gate: Tensor | None = None  # (M, max_heads) multiplier on head outputs
-        self.norm1 = StreamNorm(dim, norm_m, eps)
+        self.norm1 = StreamNorm(dim, cfg.get("norm1_members", norm_m), eps)
         self.qkv = _linear(kind, dim, 3 * self.max_heads * dh, self.members, model_cfg.get("qkv_bias", True))
         self.proj = _linear(kind, self.max_heads * dh, dim, self.members)
         self.norm2 = StreamNorm(dim, norm_m, eps)

@@ -18,6 +18,7 @@ import os
 import pytest
 import torch
 
+from uqbench import methods
 from uqbench.methods import flops
 from uqbench.methods.transformer import StreamTransformer, init_weights, vit_config
 
@@ -38,14 +39,10 @@ def _base(scale: str) -> dict:
 
 
 def _hydra(scale: str, fork_layer: int = 0, merge_mlp: bool = True) -> dict:
-    """The fused layout Hydra builds: heads // M heads per member, per-member norms and heads."""
-    cfg = _base(scale)
-    heads = SCALES[scale][1]["heads"]
-    for i, b in enumerate(cfg["blocks"]):
-        if i >= fork_layer:
-            b.update(heads=[heads // M] * M, norm_members=M, mlp_members=1 if merge_mlp else M)
-    cfg["final_norm"] = M
-    cfg["head"]["members"] = M
+    """The fused layout Hydra runs (its own ``inference_networks``): heads // M heads per member,
+    per-member norms (the pre-norm affines folded into Q/K/V) and heads."""
+    hydra = methods.create("hydra", num_members=M, fork_layer=fork_layer, merge_mlp=merge_mlp)
+    [(cfg, _)] = hydra.inference_networks(_base(scale))
     return cfg
 
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from uqbench.methods import adapters, create, load
 from uqbench.methods.hydra import circuit_select, fuse, prune, select_heads, taylor_scores
+from uqbench.methods.hydra.fuse import fold_pre_norms
 from uqbench.methods.hydra.importance import circuit_objective
 from uqbench.methods.hydra.method import Hydra
 from uqbench.methods.transformer import StreamTransformer
@@ -108,6 +109,23 @@ def test_fused_equals_members_run_one_by_one(arch, sets, fork):
         assert all(b.members == 1 for b in fused.blocks[:fork])
     # the per-member differences do reach the output: members disagree
     assert (expected[0] - expected[1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("arch", list(BACKBONES))
+@pytest.mark.parametrize("fork", [0, 1])
+@torch.no_grad()
+def test_folding_pre_norms_into_qkv_keeps_the_outputs(arch, fork):
+    base, x = BACKBONES[arch]()
+    fused = fuse(_members(base, UNEQUAL, fork), fork).eval()
+    before = fused(x)
+    folded = fold_pre_norms(copy.deepcopy(fused))
+    assert (folded(x) - before).abs().max() <= 1e-5
+    pre_norm = base.config.get("pre_norm", True)
+    assert [b.norm1.weight.shape[0] for b in folded.blocks[fork:]] == [1 if pre_norm else 3] * (DEPTH - fork)
+    rebuilt = StreamTransformer(folded.config).eval()  # the config describes the folded network
+    rebuilt.load_state_dict(folded.state_dict())
+    assert torch.equal(rebuilt(x), folded(x))
+    assert fold_pre_norms(copy.deepcopy(folded)).state_dict().keys() == folded.state_dict().keys()
 
 
 @pytest.mark.parametrize("arch", list(BACKBONES))

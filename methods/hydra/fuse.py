@@ -17,6 +17,10 @@ Given M single-member networks that share their embedding and the blocks before
 The first block with M members expands the single trunk stream into M streams, so the output
 is ``(M, B, C)``: stream m equals member m run alone (with the merged MLP substituted when
 ``merge_mlp``).
+
+For inference, ``fold_pre_norms`` moves each member's pre-norm affine transform into that
+member's Q/K/V weights (W diag(g) and W beta + c): the same function, with one plain LayerNorm
+instead of one normalisation plus a per-stream multiply-add.
 """
 
 from __future__ import annotations
@@ -116,3 +120,35 @@ def fuse(members: list[StreamTransformer], fork_layer: int = 0, merge_mlp: bool 
         fused.head.class_embeddings.copy_(ref.head.class_embeddings)
         fused.head.logit_scale.copy_(ref.head.logit_scale)
     return fused.train(ref.training)
+
+
+def foldable(block: dict, pre_norm: bool) -> bool:
+    """Whether a block's first norm can move into its per-member Q/K/V projection."""
+    m = len(block["heads"])
+    return (pre_norm and m > 1 and block.get("linear", "grouped") == "grouped"
+            and block.get("norm1_members", block.get("norm_members", m)) == m)
+
+
+def folded_config(cfg: dict) -> dict:
+    """``cfg`` with every foldable block's first norm plain (``norm1_members = 1``)."""
+    out = copy.deepcopy(cfg)
+    if out.get("qkv_bias", True):
+        for b in out["blocks"]:
+            if foldable(b, out.get("pre_norm", True)):
+                b["norm1_members"] = 1
+    return out
+
+
+@torch.no_grad()
+def fold_pre_norms(model: StreamTransformer) -> StreamTransformer:
+    """``model`` (in place) with each member's pre-norm affine folded into its Q/K/V weights."""
+    new = folded_config(model.config)
+    for blk, old_b, new_b in zip(model.blocks, model.config["blocks"], new["blocks"]):
+        if new_b.get("norm1_members") != 1 or old_b.get("norm1_members") == 1:
+            continue
+        g, beta = blk.norm1.weight, blk.norm1.bias  # (M, D)
+        blk.qkv.bias += torch.einsum("mod,md->mo", blk.qkv.weight, beta)
+        blk.qkv.weight *= g[:, None, :]
+        blk.norm1 = type(blk.norm1)(g.shape[1], 1, blk.norm1.eps).to(device=g.device, dtype=g.dtype)
+    model.config = new
+    return model

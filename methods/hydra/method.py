@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from uqbench.methods.base import ConfigError, Task, UQMethod, derive_seed, register
-from uqbench.methods.hydra.fuse import fuse, fused_config
+from uqbench.methods.hydra.fuse import fold_pre_norms, folded_config, fuse, fused_config
 from uqbench.methods.hydra.importance import circuit_select, select_heads, taylor_scores
 from uqbench.methods.hydra.prune import prune, pruned_config
 from uqbench.methods.transformer import StreamTransformer
@@ -156,7 +156,7 @@ class Hydra(UQMethod):
     def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
         k = self._check_against(backbone)
         member = pruned_config(backbone, [k] * (len(backbone["blocks"]) - self.fork_layer), self.fork_layer)
-        return [(fused_config([member] * self.num_members, self.fork_layer, self.merge_mlp), 1)]
+        return [(folded_config(fused_config([member] * self.num_members, self.fork_layer, self.merge_mlp)), 1)]
 
     def fit(self, task: Task) -> Hydra:
         self.validate()
@@ -181,6 +181,7 @@ class Hydra(UQMethod):
         if tune and self.finetune == "fused":
             fused = task.train(_freeze_trunk(fused, fork), member_seed(task.seed, M), epochs=epochs,
                                lr_scale=self.lr_scale, member=M)
+        fused = fold_pre_norms(fused)  # exact; after any fine-tuning, which keeps the members' own norms
         fused.requires_grad_(True)
         self.models_ = nn.ModuleList([fused.eval()])
 
