@@ -131,17 +131,22 @@ class StreamTransformer(nn.Module):
     def num_members(self) -> int:
         return self.config["head"]["members"]
 
-    def features(self, x: Tensor | dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
-        """Tokens after the last block, ``(S, B, N, D)``, and the key mask."""
+    def features(self, x: Tensor | dict[str, Tensor], blocks: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """Tokens ``(S, B, N, D)`` after the first ``blocks`` blocks (default: all), and the key mask."""
         t, mask = self.embed(x)
         B, N, _ = t.shape
         h = t.view(B, N, self.embed_streams, -1).permute(2, 0, 1, 3)  # (S, B, N, D)
-        for blk in self.blocks:
+        for blk in self.blocks[:blocks]:
             h = blk(h, mask)
         return h, mask
 
     def forward(self, x: Tensor | dict[str, Tensor]) -> Tensor:
-        h, mask = self.features(x)
+        return self.logits_from(*self.features(x, 0), start=0)
+
+    def logits_from(self, h: Tensor, mask: Tensor | None, start: int) -> Tensor:
+        """The logits ``(M, B, C)`` of tokens ``h`` that enter block ``start`` (``features(x, start)``)."""
+        for blk in self.blocks[start:]:
+            h = blk(h, mask)
         if self.pool == "cls":
             pooled = h[:, :, 0]  # LayerNorm is per token, so norm(pool(h)) == pool(norm(h))
             pooled = pooled if self.norm is None else self.norm(pooled)

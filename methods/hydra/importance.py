@@ -144,24 +144,52 @@ def circuit_select(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    gates = [torch.ones(1, blk.max_heads, device=device) for blk in model.blocks]
+    gates: list[Tensor | None] = [None] * len(model.blocks)  # None: every head on
     sets, scores = [], []
     try:
-        _set_gates(model, gates)
         for layer in range(fork_layer, len(model.blocks)):
-            g = gates[layer]
-            ref = circuit_objective(model, val, ood, ood_weight)
-            s = torch.zeros(g.shape[1])
-            for h in range(g.shape[1]):
-                g[0, h] = 0.0
-                s[h] = circuit_objective(model, val, ood, ood_weight) - ref
-                g[0, h] = 1.0
+            H = model.blocks[layer].max_heads
+            # One pass per batch scores the layer: the blocks before it run once, then stream 0
+            # keeps every head of this layer and stream 1 + h masks head h.
+            trial = torch.ones(1 + H, H, device=device)
+            trial[1:].fill_diagonal_(0.0)
+            J = _stream_objectives(model, val, ood, ood_weight, gates, layer, trial)
+            s = (J[1:] - J[0]).float()
             keep = select_heads(s, k, tau, gen)
-            g.zero_()
-            g[0, keep] = 1.0
+            gates[layer] = torch.zeros(1, H, device=device)
+            gates[layer][0, keep] = 1.0
             sets.append(keep)
             scores.append(s)
     finally:
         _set_gates(model, None)
         model.train(was_training)
     return sets, scores
+
+
+@torch.no_grad()
+def _stream_objectives(model: StreamTransformer, val: Batches, ood: Batches, ood_weight: float,
+                       gates: list[Tensor | None], layer: int, trial: Tensor) -> Tensor:
+    """``circuit_objective`` under each row of ``trial`` as the head gate of ``layer``, the
+    earlier layers gated by ``gates`` (the later ones all on), ``(len(trial),)`` float64."""
+    S = trial.shape[0]
+
+    def logits(x) -> Tensor:  # (S, B, C)
+        _set_gates(model, gates[:layer] + [None] * (len(gates) - layer))
+        h, mask = model.features(x, layer)
+        _set_gates(model, [None] * layer + [trial] + [None] * (len(gates) - layer - 1))
+        return model.logits_from(h.expand(S, *h.shape[1:]), mask, layer).float()
+
+    ce, n = torch.zeros(S, dtype=torch.float64), 0
+    for x, y in val:
+        z = logits(x)
+        ce += F.cross_entropy(z.flatten(0, 1), y.repeat(S), reduction="none").view(S, -1).sum(1).double().cpu()
+        n += len(y)
+    J = ce / max(n, 1)
+    if ood and ood_weight > 0:
+        ent, n = torch.zeros(S, dtype=torch.float64), 0
+        for x, _ in ood:
+            p = logits(x).softmax(-1)  # (S, B, C): each stream is one whole model here
+            ent += -(p * p.clamp_min(1e-12).log()).sum(-1).sum(1).double().cpu()
+            n += p.shape[1]
+        J += ood_weight * (1 - ent / max(n, 1) / math.log(p.shape[-1]))
+    return J
