@@ -123,6 +123,26 @@ def write(path: Path, obj: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+# The code this process runs, read when it starts: a runner whose checkout moves on while it
+# works still names the commit it loaded, and ``git_dirty`` says whether tracked files outside
+# the results (code, suites) differed from it. A copy of the tree on another machine (a GPU
+# lease) names the commit it came from.
+CODE_VERSION = {
+    "git_commit": os.environ.get("UQBENCH_GIT_COMMIT") or _git("rev-parse", "HEAD") or "unknown",
+    "git_dirty": bool(_git("-C", str(Path(__file__).resolve().parents[1]), "status", "--porcelain",
+                           "--untracked-files=no", "--", ".", ":!results", ":!leaderboard.md", ":!leaderboard.html")),
+}
+
+
 def provenance(device: str) -> dict[str, Any]:
     """Where and with what a result was produced."""
     import numpy
@@ -130,18 +150,8 @@ def provenance(device: str) -> dict[str, Any]:
     import torch
     import transformers
 
-    def git(*args: str) -> str:
-        try:
-            out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                                 cwd=Path(__file__).resolve().parent)
-            return out.stdout.strip() if out.returncode == 0 else ""
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-
     out = {
-        # A copy of the tree on another machine (a GPU lease) names the commit it came from.
-        "git_commit": os.environ.get("UQBENCH_GIT_COMMIT") or git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        **CODE_VERSION,
         "versions": {
             "python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
             "transformers": transformers.__version__, "numpy": numpy.__version__,

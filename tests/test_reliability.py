@@ -793,3 +793,11 @@ def test_a_one_parameter_sweep_gets_a_dial_figure():
     assert figures.sweep(by_method) is None
     del by_method["h2"]
     assert figures.sweep(by_method) is None  # two settings are not a curve
+
+
+def test_provenance_names_the_code_the_process_loaded(monkeypatch):
+    """A runner whose checkout moves on while it works records the commit it started from."""
+    before = results.provenance("cpu")
+    monkeypatch.setattr(results, "_git", lambda *args: "moved-on")
+    after = results.provenance("cpu")
+    assert (after["git_commit"], after["git_dirty"]) == (before["git_commit"], before["git_dirty"]) != ("moved-on", True)
