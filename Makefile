@@ -8,6 +8,8 @@ SUITE  ?= quick
 RESULTS ?= results
 # local runners side by side for `make bench` (one thread each; cost is measured alone)
 JOBS   ?= 2
+# `make cost-benchmark COST_JSON=results/cost/<name>.json` also saves the timings for the leaderboard
+COST_JSON ?=
 # optional-dependency groups installed into .venv; CI adds the Ray launcher's (EXTRAS=test,ray)
 EXTRAS ?= test
 
@@ -35,7 +37,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m uqbench leaderboard --results $(RESULTS)
 
 cost-benchmark: $(STAMP)
-	$(BIN)/python -m pytest -q tests/test_cost_benchmark.py --benchmark-enable --benchmark-columns=median,ops --benchmark-sort=name
+	$(BIN)/python -m pytest -q tests/test_cost_benchmark.py --benchmark-enable --benchmark-columns=median,ops --benchmark-sort=name $(if $(COST_JSON),--benchmark-json=$(COST_JSON))
 
 verify-data: $(STAMP)
 	$(BIN)/python -m uqbench verify-data
