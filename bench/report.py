@@ -342,7 +342,7 @@ def slice_section(jobs: list[dict]) -> list[str]:
         for part in singles:
             if (part is not full and part["seed"] == full["seed"] and part["task"] == full["task"]
                     and part["task_config"].get("train_per_class") is not None and rest(part) == rest(full)):
-                acc = part["metrics"]["acc"], full["metrics"]["acc"]
+                acc = part["metrics"]["test/acc"], full["metrics"]["test/acc"]
                 rows.append([f"`{full['task']}`", f"`{part['suite']}`: {part['task_config']['train_per_class']} per class",
                              f"{acc[0]:.3f}", f"`{full['suite']}`: all", f"{acc[1]:.3f}", f"{acc[1] - acc[0]:+.3f}",
                              str(full["seed"])])

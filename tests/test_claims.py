@@ -200,7 +200,7 @@ def test_cached_logits_with_a_scores_file_get_the_full_interval(tmp_path, monkey
 def test_slice_section_sets_the_whole_training_set_beside_the_slice():
     cfg = {"task": "t", "epochs": 3, "train_per_class": 15, "lr": 1e-4}
     job = lambda suite, acc, seed=0, **changed: {  # noqa: E731
-        "suite": suite, "task": "t", "seed": seed, "metrics": {"acc": acc},
+        "suite": suite, "task": "t", "seed": seed, "metrics": {"test/acc": acc},
         "params": _params("baseline"), "task_config": {**cfg, **changed}}
     longer = {**job("standard", 0.95), "params": _params("baseline-longer")}
     jobs = [job("standard", 0.90), job("standard", 0.91, seed=1), longer, job("other", 0.5, epochs=9),
