@@ -83,7 +83,8 @@ def test_every_result_lists_the_checkpoints_it_started_from(images):
                          for m in ("single", "deep_ensembles", "hydra"))
     base = single[0]
     assert len(single) == 1 and base["method"] == "base-model" and len(base["sha256"]) == 64
-    assert [c["key"] for c in de] == [base["key"], de[1]["key"]] and de[1]["key"] != base["key"]
-    assert de[0]["sha256"] == base["sha256"] and de[0]["cached"]  # member 0 is the single model
+    other, member0 = de  # the ensemble fetches member 0 (the single model) last
+    assert member0["key"] == base["key"] and other["key"] != base["key"]
+    assert member0["sha256"] == base["sha256"] and member0["cached"]
     assert hydra[0]["key"] == base["key"]  # the base model Hydra was pruned from
     assert [c["member"] for c in hydra[1:]] == [0, 1] and {c["method"] for c in hydra[1:]} == {"hydra"}
