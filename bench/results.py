@@ -9,6 +9,7 @@ under ``<results>/runs/external/<suite>/<task>/<name>/`` and carry an ``external
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -132,15 +133,18 @@ def _git(*args: str) -> str:
         return ""
 
 
-# The code this process runs, read when it starts: a runner whose checkout moves on while it
-# works still names the commit it loaded, and ``git_dirty`` says whether tracked files outside
-# the results (code, suites) differed from it. A copy of the tree on another machine (a GPU
-# lease) names the commit it came from.
-CODE_VERSION = {
-    "git_commit": os.environ.get("UQBENCH_GIT_COMMIT") or _git("rev-parse", "HEAD") or "unknown",
-    "git_dirty": bool(_git("-C", str(Path(__file__).resolve().parents[1]), "status", "--porcelain",
-                           "--untracked-files=no", "--", ".", ":!results", ":!leaderboard.md", ":!leaderboard.html")),
-}
+@functools.cache
+def code_version() -> dict[str, Any]:
+    """The code this process runs, read once (a runner reads it when it starts): a runner whose
+    checkout moves on while it works still names the commit it loaded, and ``git_dirty`` says
+    whether tracked files outside the results (code, suites) differed from it. A copy of the
+    tree on another machine (a GPU lease) names the commit it came from."""
+    return {
+        "git_commit": os.environ.get("UQBENCH_GIT_COMMIT") or _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": bool(_git("-C", str(Path(__file__).resolve().parents[1]), "status", "--porcelain",
+                               "--untracked-files=no", "--", ".", ":!results", ":!leaderboard.md",
+                               ":!leaderboard.html")),
+    }
 
 
 def provenance(device: str) -> dict[str, Any]:
@@ -151,7 +155,7 @@ def provenance(device: str) -> dict[str, Any]:
     import transformers
 
     out = {
-        **CODE_VERSION,
+        **code_version(),
         "versions": {
             "python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
             "transformers": transformers.__version__, "numpy": numpy.__version__,

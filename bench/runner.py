@@ -198,6 +198,7 @@ def prepare(suite: Suite, root: Path, device: str | None, log=print) -> tuple[to
     """Before any job of ``suite`` under ``root``: the device and data root, stale temporaries
     removed, the CPU thread count set."""
     dev = resolve_device(device or suite.device)
+    results.code_version()  # pinned now: the code this runner loaded, whatever the checkout does later
     droot = checked_data_root()
     for path in clean_stale_temporaries(Path(root) / "runs" / suite.name):
         log(f"removed {path}, left by an interrupted run")

@@ -164,11 +164,13 @@ class SupervisedTask:
         return self._inputs(test, torch.arange(n) % len(test), False, None)
 
     def iterate(
-        self, split: Split, batch_size: int, shuffle_seed: int | None = None, augment: bool = False
+        self, split: Split, batch_size: int, shuffle_seed: int | None = None, augment: bool = False,
+        order: Tensor | None = None,
     ) -> Iterator[tuple[Inputs, Tensor]]:
-        """Batches of a split; shuffled and augmented when ``shuffle_seed`` is given."""
+        """Batches of a split, in ``order`` (default: the split's); shuffled and augmented when
+        ``shuffle_seed`` is given."""
         gen = None
-        order = torch.arange(len(split))
+        order = torch.arange(len(split)) if order is None else order
         if shuffle_seed is not None:
             gen = torch.Generator().manual_seed(shuffle_seed)
             order = torch.randperm(len(split), generator=gen)
@@ -185,12 +187,8 @@ class SupervisedTask:
         order = torch.arange(len(split))
         if isinstance(split.x, dict):
             order = torch.argsort(split.x["attention_mask"].sum(1), stable=True)
-        chunks = []
-        for i in range(0, len(split), self.eval_batch_size):
-            locks.wait_for_measurement(measuring_lock())
-            chunks.append(forward(self._inputs(split, order[i : i + self.eval_batch_size], False, None)).float().cpu())
-        out = torch.cat(chunks, dim=1)
-        return out[:, torch.argsort(order)]
+        chunks = [forward(x).float().cpu() for x, _ in self.iterate(split, self.eval_batch_size, order=order)]
+        return torch.cat(chunks, dim=1)[:, torch.argsort(order)]
 
     def batches(self, split: str, seed: int, limit: int | None = None) -> Iterator[tuple[Inputs, Tensor]]:
         for i, batch in enumerate(self.iterate(self.splits[split], self.recipe.batch_size, seed)):

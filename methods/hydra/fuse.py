@@ -144,7 +144,7 @@ def fold_pre_norms(model: StreamTransformer) -> StreamTransformer:
     """``model`` (in place) with each member's pre-norm affine folded into its Q/K/V weights."""
     new = folded_config(model.config)
     for blk, old_b, new_b in zip(model.blocks, model.config["blocks"], new["blocks"]):
-        if new_b.get("norm1_members") != 1 or old_b.get("norm1_members") == 1:
+        if new_b.get("norm1_members") == old_b.get("norm1_members"):
             continue
         g, beta = blk.norm1.weight, blk.norm1.bias  # (M, D)
         blk.qkv.bias += torch.einsum("mod,md->mo", blk.qkv.weight, beta)
