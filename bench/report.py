@@ -436,6 +436,16 @@ def _missing_runs(suite_name: str, jobs: list[dict], skipped: list[dict]) -> lis
     return out
 
 
+def _unhashed(suite_name: str, jobs: list[dict]) -> list[str]:
+    """A line naming the results that predate checkpoint hashes in their provenance."""
+    old = [j for j in jobs if "checkpoints" not in j["provenance"]]
+    if not old:
+        return []
+    return [f"{len(old)} of {len(jobs)} results predate checkpoint hashes in their provenance: "
+            f"they do not record which checkpoints they started from "
+            f"(`python -m uqbench run --suite {suite_name} --force` reruns them).", ""]
+
+
 def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str], dict[str, str]],
            timings: Sequence[costbench.Timing] = (), evidence: verdicts.Evidence | None = None) -> str:
     """The leaderboard's Markdown. ``evidence`` holds the logits behind the intervals; without it,
@@ -455,6 +465,7 @@ def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str],
                   f"Seeds: {', '.join(map(str, seeds)) or '–'}; device: {', '.join(devices) or '–'}; "
                   f"commits: {', '.join(commits) or '–'}; cost dtype: "
                   f"{', '.join(sorted({str(j['cost'].get('dtype', '?')) for j in sj})) or '–'}.", ""]
+        lines += _unhashed(suite, sj)
         for task in sorted({j["task"] for j in sj}):
             tj = [j for j in sj if j["task"] == task]
             lines += task_section(task, tj, figures.get((suite, task), {}))

@@ -780,6 +780,12 @@ def test_leaderboard_lists_exactly_the_runs_a_suite_still_lacks():
     assert report._missing_runs("smoke", done, skipped) == [f"`digits` / `{m}` {word} {seeds}" for m in names[2:]]
     assert report._missing_runs("smoke", [], [{"task": "digits"}]) == []
 
+def test_leaderboard_counts_results_without_checkpoint_hashes():
+    hashed = {"provenance": {"checkpoints": []}}
+    assert report._unhashed("standard", [hashed, hashed]) == []
+    line = report._unhashed("standard", [hashed, {"provenance": {}}])[0]
+    assert line.startswith("1 of 2 results predate checkpoint hashes") and "--suite standard --force" in line
+
 
 def test_a_one_parameter_sweep_gets_a_dial_figure():
     def jobs(method: str, **params) -> list[dict]:
