@@ -185,6 +185,7 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
            f"{_fmt(_mean(mine, 'test/acc'))} vs {_fmt(_mean(ref, 'test/acc'))}, ECE {_fmt(_mean(mine, 'test/ece'))} "
            f"vs {_fmt(_mean(ref, 'test/ece'))}, {kind} AUROC {_fmt(_mean(mine, ood.format('msp')))} vs "
            f"{_fmt(_mean(ref, ood.format('msp')))} ({d(ood.format('msp')):+.3f})."]
+    out += _selection_noise(rec, finals.get(entry, []))
     gap = d(ood.format("msp"))
     if not gap < 0:
         return out + [f"It does not trail the reference on {kind} detection here."]
@@ -214,6 +215,25 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
     if pending:
         out.append(f"Not yet measured (no candidates differing only there; the search resumes): {', '.join(pending)}.")
     return out
+
+
+def _selection_noise(rec: dict, chosen: list[dict]) -> list[str]:
+    """How far apart the candidates' validation objectives lie, against how much the chosen
+    configuration's own objective moves from seed to seed: a yardstick for the choice."""
+    from uqbench.bench.tuning import objective_value
+
+    per_seed = [objective_value(o.get("val_metrics", {}), rec["rule"]["objective"]) for o in chosen]
+    per_seed = [v for v in per_seed if v is not None]
+    objs = [c["objective"] for c in rec["candidates"] if c["objective"] is not None]
+    win = rec.get("winner")
+    if len(per_seed) < 2 or len(objs) < 2 or not win:
+        return []
+    sd = float(np.std(per_seed, ddof=1))
+    close = sum(1 for v in objs if v - win["objective"] <= sd) - 1
+    return [f"Selection: the {len(objs)} candidates' validation objectives span {max(objs) - min(objs):.4f}; the "
+            f"chosen configuration's own objective has a standard deviation of {sd:.4f} over its {len(per_seed)} "
+            f"seeds, so {close} other candidate{'s' * (close != 1)} lie within one seed's noise of the winner "
+            f"and the data do not separate {'them' if close != 1 else 'it'} from it."]
 
 
 def not_started(recs: list[dict]) -> dict[str, list[str]]:

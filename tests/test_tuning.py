@@ -152,3 +152,15 @@ def test_tune_cli_bad_names_exit_2(tmp_path, capsys):
     assert_bad_input(capsys, ["tune", "--suite", "smoke", "--results", out], out, "no [tuning] section")
     assert cli.main(["tune", "--suite", str(path), "--results", str(out), "--select-only"]) == 0
     assert not (out / "runs" / "tiny" / "digits" / "hydra").exists()  # only the candidates ran
+
+
+def test_study_measures_the_choice_against_the_winners_seed_noise():
+    from uqbench.bench import study
+
+    rule = {"objective": {"val/nll": 1.0}, "seeds": [0]}
+    rec = {"rule": rule, "winner": {"objective": 0.30},
+           "candidates": [{"objective": v} for v in (0.30, 0.305, 0.31, 0.50, None)]}
+    chosen = [{"val_metrics": {"val/nll": v}} for v in (0.29, 0.30, 0.31)]  # standard deviation 0.01
+    line = study._selection_noise(rec, chosen)[0]
+    assert "span 0.2000" in line and "0.0100 over its 3 seeds" in line and "so 2 other candidates lie within" in line
+    assert study._selection_noise(rec, chosen[:1]) == []  # one seed gives no yardstick
