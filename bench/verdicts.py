@@ -155,12 +155,40 @@ def _interval_fields(c: Comparison | None) -> dict[str, Any]:
     return {"diff": iv.diff, "lo": iv.lo, "hi": iv.hi, "seeds": iv.seeds, "interval": iv.kind, "note": c.note}
 
 
+def borrowed_references(jobs: list[dict], suite: str, task: str) -> tuple[dict[str, list[str]], dict[str, list[dict]]]:
+    """Reference roles that (suite, task) lacks, filled from the most authoritative other suite
+    whose entry in that role ran ``task`` on a task configuration of this suite: ({role: [label]},
+    {label: jobs}), the label naming the suite. Pairing still checks configuration and test
+    samples seed by seed."""
+    here = [j for j in jobs if j["suite"] == suite and j["task"] == task]
+    configs = [j["task_config"] for j in here]
+    have = entries_by_role(here)[0]
+    others = sorted({j["suite"] for j in jobs if j["task"] == task} - {suite}, key=lambda s: (suite_rank(s), s))
+    roles: dict[str, list[str]] = {}
+    by_label: dict[str, list[dict]] = {}
+    for ref in claims.REFERENCES:
+        if have.get(ref):
+            continue
+        for other in others:
+            found, by_entry = entries_by_role([j for j in jobs if j["suite"] == other and j["task"] == task
+                                               and j["task_config"] in configs])
+            if len(found.get(ref, [])) == 1:
+                label = f"{other}/{found[ref][0]}"
+                roles[ref], by_label[label] = [label], by_entry[found[ref][0]]
+                break
+    return roles, by_label
+
+
 def claim_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
-    """The claims table: one row per (suite, task, claim, Hydra entry, reference role)."""
+    """The claims table: one row per (suite, task, claim, Hydra entry, reference role). A reference
+    role the suite lacks on a task is taken from another suite that ran the same task configuration
+    (``borrowed_references``), and the row's note says so."""
     rows = []
     for suite, task in claim_groups(jobs):
         sub = [j for j in jobs if j["suite"] == suite and j["task"] == task]
         roles, by_entry = entries_by_role(sub)
+        lent_roles, lent = borrowed_references(jobs, suite, task)
+        roles, by_entry = {**roles, **lent_roles}, {**by_entry, **lent}
         variants = {e: claims.variant(by_entry[e][0]["params"]) for e in roles[claims.SUBJECT]}
         hydras = sorted(variants, key=lambda e: (not variants[e][1], e))
         for claim in claims.CLAIMS:
@@ -180,6 +208,9 @@ def claim_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
                         continue
                     c = evidence.difference(by_entry[h], by_entry[refs[0]], claim.metric)
                     fields = _interval_fields(c)
+                    if refs[0] in lent:
+                        fields["note"] = "; ".join(filter(None, [f"from suite `{refs[0].split('/')[0]}`, same task "
+                                                                 "configuration", fields["note"]]))
                     v = claims.verdict(test, fields["diff"], fields["lo"], fields["hi"], claim.higher, fields["seeds"])
                     rows.append({**row, **fields, "verdict": v if c else "not measured"})
     return rows

@@ -96,7 +96,8 @@ def test_bench_names_no_method_outside_the_claims_data():
 
 
 # --- tables from result files ----------------------------------------------------------------
-def _write_run(root: Path, entries: dict[str, float], seeds=(0, 1, 2), cached: tuple[str, ...] = ()) -> None:
+def _write_run(root: Path, entries: dict[str, float], seeds=(0, 1, 2), cached: tuple[str, ...] = (),
+               suite: str = "standard", task_config: dict | None = None) -> None:
     """Result files and logits of task ``toy`` for each entry; ``entries`` maps an entry to how far
     its logits lean towards the label (a higher value gives a more accurate model)."""
     rng = np.random.default_rng(0)
@@ -108,12 +109,12 @@ def _write_run(root: Path, entries: dict[str, float], seeds=(0, 1, 2), cached: t
             noise = np.random.default_rng(seed + 100 * len(entry))
             logits = {k: (v + 0.3 * noise.normal(size=v.shape) + (skill * np.eye(4)[y] if k == "test" else 0))
                       .astype(np.float16).astype(np.float32) for k, v in base.items()}
-            job = results.JobId("standard", "toy", entry, seed)
+            job = results.JobId(suite, "toy", entry, seed)
             path = job.path(root)
-            ref = f"runs/standard/toy/{entry}/seed{seed}.logits.npz"
+            ref = f"runs/{suite}/toy/{entry}/seed{seed}.logits.npz"
             results.save_logits(root / ref, logits, {"test": y})
-            obj = {"schema": results.SCHEMA_VERSION, "status": "ok", "suite": "standard", "task": "toy",
-                   "method": entry, "seed": seed, "params": _params(entry), "task_config": {"task": "toy"},
+            obj = {"schema": results.SCHEMA_VERSION, "status": "ok", "suite": suite, "task": "toy",
+                   "method": entry, "seed": seed, "params": _params(entry), "task_config": task_config or {"task": "toy"},
                    "config_hash": "0", "metrics": scoring.score(logits, {"test": y}, near_ood=("near",)),
                    "cost": {"members": 1, "params": 1, "flops": 1, "latency_ms": 1.0, "throughput": 1.0},
                    "wall": {}, "provenance": {"git_commit": "x", "device": "cpu"}, "extra": {},
@@ -155,6 +156,18 @@ def test_absent_logits_fall_back_to_the_seed_spread_and_say_so(tmp_path):
     assert one["interval"] == "seeds only" and "logits kept only in the local cache: `hydra-taylor` seeds 0, 1, 2" in one["note"]
     missing = [r for r in rows if r["reference"] == "deep_ensembles"]
     assert missing and all(r["verdict"] == "not measured" and "no entry" in r["note"] for r in missing)
+
+
+def test_a_missing_reference_comes_from_a_suite_with_the_same_task_configuration(tmp_path):
+    _write_run(tmp_path, {"baseline": 1.0, "ensemble": 1.5})
+    _write_run(tmp_path, {"baseline": 1.0, "hydra-taylor": 1.4}, suite="study")
+    _write_run(tmp_path, {"ensemble": 1.5}, suite="other", task_config={"task": "toy", "epochs": 9})
+    jobs, _ = report.load_all(tmp_path)
+    rows = [r for r in verdicts.claim_rows(jobs, verdicts.Evidence(tmp_path, n_boot=100)) if r["suite"] == "study"]
+    de = [r for r in rows if r["reference"] == "deep_ensembles"]
+    assert {r["reference_entry"] for r in de} == {"standard/ensemble"}  # not `other`: another configuration
+    assert all(r["seeds"] == 3 and "from suite `standard`" in r["note"] for r in de)
+    assert {r["reference_entry"] for r in rows if r["reference"] == "single"} == {"baseline"}  # its own, not lent
 
 
 def test_leaderboard_shows_claims_and_differences_for_renamed_entries(tmp_path):
