@@ -443,7 +443,7 @@ def _unhashed(suite_name: str, jobs: list[dict]) -> list[str]:
         return []
     return [f"{len(old)} of {len(jobs)} results predate checkpoint hashes in their provenance: "
             f"they do not record which checkpoints they started from "
-            f"(`python -m uqbench run --suite {suite_name} --force` reruns them).", ""]
+            f"(resuming the suite, `python -m uqbench run --suite {suite_name}`, reruns them).", ""]
 
 
 def render(jobs: list[dict], skipped: list[dict], figures: dict[tuple[str, str], dict[str, str]],

@@ -243,13 +243,15 @@ def clean_stale_temporaries(folder: Path) -> list[Path]:
 
 
 def _finished(path: Path, expected_hash: str) -> bool:
+    """A result to reuse: same configuration, and it records the checkpoints it started from
+    (one written before that field is redone, so that resuming completes the provenance)."""
     if not path.exists():
         return False
     try:
         obj = results.read(path)
     except ResultError as e:
         raise ResultError(f"{e}; delete it or rerun with --force") from None
-    return obj["config_hash"] == expected_hash
+    return obj["config_hash"] == expected_hash and "checkpoints" in obj.get("provenance", {})
 
 
 def _write_skip(root: Path, suite: Suite, task: str, reason: str, method: str | None = None) -> None:

@@ -747,6 +747,14 @@ def test_write_validates_against_the_schema(tmp_path):
         assert not path.exists() and not list(path.parent.iterdir())
 
 
+def test_a_result_without_checkpoint_hashes_is_redone_on_resume(tmp_path):
+    path = tmp_path / "seed0.json"
+    results.write(path, _ok_result())  # written before provenance named its checkpoints
+    assert not runner._finished(path, "abc")
+    results.write(path, {**_ok_result(), "provenance": {"checkpoints": []}})
+    assert runner._finished(path, "abc") and not runner._finished(path, "other configuration")
+
+
 def test_read_names_a_truncated_file(tmp_path):
     path = tmp_path / "seed0.json"
     results.write(path, _ok_result())
@@ -784,7 +792,7 @@ def test_leaderboard_counts_results_without_checkpoint_hashes():
     hashed = {"provenance": {"checkpoints": []}}
     assert report._unhashed("standard", [hashed, hashed]) == []
     line = report._unhashed("standard", [hashed, {"provenance": {}}])[0]
-    assert line.startswith("1 of 2 results predate checkpoint hashes") and "--suite standard --force" in line
+    assert line.startswith("1 of 2 results predate checkpoint hashes") and "run --suite standard`" in line
 
 
 def test_a_one_parameter_sweep_gets_a_dial_figure():
