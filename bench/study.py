@@ -199,6 +199,7 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
                   + ("; the members' disagreement is close to chance as an OOD signal."
                      if _mean(mine, ood.format("mi")) < 0.55 else "."))
                )
+    out += _finetuning_alone(finals, ref, ref_name, gap, ood.format("msp"), kind)
     target = _mean(_same_seeds(rec, ref), ood.format("msp"))
     slices = knob_slices(rec)
     pending = [f"`{k}`" for k in rec["space"] if k not in slices]
@@ -214,6 +215,26 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
                       else "."))
     if pending:
         out.append(f"Not yet measured (no candidates differing only there; the search resumes): {', '.join(pending)}.")
+    return out
+
+
+def _finetuning_alone(finals: dict[str, list[dict]], ref: list[dict], ref_name: str, gap: float, key: str,
+                      kind: str) -> list[str]:
+    """How much of the gap the extra training explains on its own: each entry of the suite that
+    is the single model given extra fine-tuning, against the reference."""
+    from uqbench.bench import claims
+
+    out = []
+    for entry, objs in sorted(finals.items()):
+        if not objs or any(claims.role_of(o["params"]) != "single-ft" for o in objs):
+            continue
+        delta = _mean(objs, key) - _mean(ref, key)
+        out.append(f"Extra training alone: `{entry}` (the single model given extra fine-tuning, {len(objs)} "
+                   f"seed{'s' * (len(objs) > 1)}) has {kind} AUROC {_fmt(_mean(objs, key))} against `{ref_name}`'s "
+                   f"{_fmt(_mean(ref, key))} ({delta:+.3f}), "
+                   + (f"so fine-tuning on the training set by itself accounts for {min(delta / gap, 1):.0%} of "
+                      f"the gap ({gap:+.3f})." if delta < 0 else "so the extra training by itself does not "
+                                                                  "explain the gap."))
     return out
 
 

@@ -164,3 +164,19 @@ def test_study_measures_the_choice_against_the_winners_seed_noise():
     line = study._selection_noise(rec, chosen)[0]
     assert "span 0.2000" in line and "0.0100 over its 3 seeds" in line and "so 2 other candidates lie within" in line
     assert study._selection_noise(rec, chosen[:1]) == []  # one seed gives no yardstick
+
+
+def test_study_says_how_much_of_the_gap_extra_training_alone_explains():
+    from uqbench.bench import study
+
+    def job(auroc: float, **params) -> dict:
+        return {"params": {"method": "single", **params}, "metrics": {"ood_far/auroc_msp": auroc}}
+
+    ref = [job(0.96), job(0.98)]
+    finals = {"single": ref, "single-ft": [job(0.96, extra_finetune_frac=1.5)] * 2,
+              "single-lr": [job(0.5, lr=1.0)]}  # not the single-ft role: left out
+    line, = study._finetuning_alone(finals, ref, "single", -0.04, "ood_far/auroc_msp", "far-OOD")
+    assert "`single-ft`" in line and "0.960 against `single`'s 0.970 (-0.010)" in line and "25% of the gap" in line
+    finals["single-ft"] = [job(0.99, extra_finetune_frac=1.5)]
+    assert "does not explain the gap" in study._finetuning_alone(finals, ref, "single", -0.04, "ood_far/auroc_msp",
+                                                                 "far-OOD")[0]
