@@ -54,8 +54,8 @@ def _label(knobs: dict, start: dict) -> str:
     return ", ".join(diff) or "start"
 
 
-def _value(v) -> str:
-    return ", ".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else str(v)
+def _value(v, sep: str = ", ") -> str:
+    return sep.join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else str(v)
 
 
 def _rule(objective: dict[str, float]) -> str:
@@ -97,13 +97,15 @@ def knob_slices(rec: dict) -> dict[str, list[dict]]:
     return out
 
 
-def figure(rec: dict, reference: list[dict], path: Path) -> None:
-    """Rows: the shown metrics; columns: knobs; points: candidates (error bars over seeds)."""
+def figure(rec: dict, reference: list[dict], path: Path, chosen: list[dict] = ()) -> None:
+    """Rows: the shown metrics; columns: knobs; points: candidates (error bars over seeds), with
+    the chosen entry's mean and spread over its own seeds (``chosen``) beside the winner."""
     from uqbench.bench.figures import _save, plt
 
     slices = knob_slices(rec)
     if not slices:
         return
+    win = (rec.get("winner") or {}).get("name")
     ood = _ood_key([o for c in rec["candidates"] for o in c["_results"]]).format("msp")
     rows = [*SHOWN[:2], (ood, "AUROC far" if ood.startswith("ood_far") else "AUROC", True)]
     fig, axes = plt.subplots(len(rows), len(slices), figsize=(2.6 * len(slices), 2.2 * len(rows)),
@@ -115,15 +117,21 @@ def figure(rec: dict, reference: list[dict], path: Path) -> None:
             means = [np.mean(v) if v else np.nan for v in vals]
             errs = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals]
             ax.errorbar(range(len(cands)), means, yerr=errs, marker="o", capsize=3)
+            at = [k for k, c in enumerate(cands) if c["name"] == win]
+            mine = [o["metrics"][key] for o in chosen if key in o["metrics"]]
+            if at and len(mine) > 1:
+                ax.errorbar([at[0] + 0.15], [np.mean(mine)], yerr=[np.std(mine, ddof=1)], marker="*", ms=8,
+                            capsize=3, color="C3", ls="none")
             if reference:
                 ax.axhline(_mean(reference, key), ls="--", color="gray", lw=1)
-            ax.set_xticks(range(len(cands)), [_value(c["knobs"][knob])[:18] for c in cands], fontsize=7,
-                          rotation=15)
+            ax.set_xticks(range(len(cands)), [_value(c["knobs"][knob], "\n") for c in cands], fontsize=6)
             if i == 0:
                 ax.set_title(knob, fontsize=9)
             if j == 0:
                 ax.set_ylabel(title, fontsize=9)
     ref = f"; dashed: {rec['reference']} on the same seeds" if reference else ""
+    if len(chosen) > 1:
+        ref += f"; red star: the chosen {rec['entry']}, mean ± sd over its {len(chosen)} seeds"
     fig.suptitle(f"{rec['task']} / {rec['entry']}: one knob at a time (test split, not used to choose){ref}",
                  fontsize=9)
     fig.tight_layout()
@@ -309,7 +317,7 @@ def markdown(root: Path, jobs: list[dict], figures_dir: Path) -> str:
             link = _rel(Path(root) / rec["_path"], figures_dir)
             lines += [f"### `{rec['suite']}` / `{rec['task']}` / `{rec['entry']}`", ""] + _record_lines(rec, link)
             fig = Path(root) / "figures" / f"{rec['suite']}__{rec['task']}__{rec['entry']}-knobs.png"
-            figure(rec, _same_seeds(rec, finals.get(rec.get("reference"), [])), fig)
+            figure(rec, _same_seeds(rec, finals.get(rec.get("reference"), [])), fig, finals.get(rec["entry"], []))
             if fig.exists():
                 lines += ["", f"Figure: [how accuracy, ECE and OOD AUROC move with each knob]({_rel(fig, figures_dir)})"]
             words = conclusion(rec, finals)
