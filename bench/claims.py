@@ -69,7 +69,7 @@ def verdict(test: Test, diff: float, lo: float, hi: float, higher: bool, seeds: 
     * better: holds if g > 0 throughout; does not hold if g < 0 throughout;
     * at least as good: holds if g > -margin throughout; does not hold if g < -margin throughout;
     * on par: holds if the interval lies inside (-margin, +margin); does not hold if it lies
-      wholly outside [-margin, +margin];
+      wholly outside [-margin, +margin], "does not hold (Hydra better)" when above +margin;
     * otherwise, without an interval, or with fewer than 2 paired seeds (training variability
       unmeasured): inconclusive.
     """
@@ -85,6 +85,8 @@ def verdict(test: Test, diff: float, lo: float, hi: float, higher: bool, seeds: 
         ok, bad = -m < glo and ghi < m, glo > m or ghi < -m
     else:
         raise ValueError(f"unknown test kind {test.kind!r}")
+    if bad and test.kind == "on par" and glo > m:  # not equivalent, but in Hydra's favour
+        return "does not hold (Hydra better)"
     return "holds" if ok else "does not hold" if bad else "inconclusive"
 
 

@@ -64,8 +64,10 @@ T = claims.Test
     (T("at least as good", 0.02), 0.01, 0.015, False, "holds"),
     (T("at least as good", 0.02), 0.025, 0.04, False, "does not hold"),
     (T("on par", 0.01), -0.005, 0.008, True, "holds"),
-    (T("on par", 0.01), 0.012, 0.03, True, "does not hold"),
-    (T("on par", 0.01), -0.03, -0.011, False, "does not hold"),
+    (T("on par", 0.01), 0.012, 0.03, True, "does not hold (Hydra better)"),
+    (T("on par", 0.01), -0.03, -0.011, False, "does not hold (Hydra better)"),  # lower is better
+    (T("on par", 0.01), -0.03, -0.011, True, "does not hold"),
+    (T("on par", 0.01), 0.011, 0.03, False, "does not hold"),
     (T("on par", 0.01), -0.005, 0.02, True, "inconclusive"),
 ])
 def test_verdict_rule(test, lo, hi, higher, expected):
@@ -139,7 +141,7 @@ def test_renamed_entries_keep_their_roles_in_the_claims(tmp_path):
     by = {(j["method"], j["seed"]): j["metrics"]["test/acc"] for j in jobs}
     assert acc["diff"] == pytest.approx(np.mean([by[("hydra-taylor", s)] - by[("baseline", s)] for s in range(3)]))
     assert acc["lo"] < acc["diff"] < acc["hi"] and acc["interval"] == "bootstrap + seeds" and acc["seeds"] == 3
-    assert acc["verdict"] in ("holds", "does not hold", "inconclusive") and not acc["note"]
+    assert acc["verdict"] in ("holds", "does not hold", "does not hold (Hydra better)", "inconclusive") and not acc["note"]
     near = {r["metric"] for r in rows}
     assert {"ood_near/auroc_msp", "ood_far/auroc_msp", "ood_near/fpr95_msp", "ood_far/fpr95_msp"} <= near
 
