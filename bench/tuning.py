@@ -189,6 +189,24 @@ def record_path(root: Path, suite: str, task: str, entry: str) -> Path:
     return Path(root) / "tuning" / suite / task / f"{entry}.json"
 
 
+def record_saver(path: Path):
+    """``save(record)`` for a search: the record goes to ``path``, except that while a search whose
+    complete record is there runs again (its space grown since), the unfinished one goes beside it
+    (``<entry>.json.partial``), so the rows chosen by the complete record keep it."""
+    partial = path.with_name(path.name + ".partial")
+
+    def save(rec: dict) -> None:
+        text = json.dumps(rec, indent=1, sort_keys=True) + "\n"
+        if not rec["complete"] and path.exists() and json.loads(path.read_text()).get("complete"):
+            results.write_atomic(partial, text)
+            return
+        results.write_atomic(path, text)
+        if rec["complete"]:
+            partial.unlink(missing_ok=True)
+
+    return save
+
+
 def _jobs(suite, task, entry, seeds: list[int], root: Path, report, log) -> list[dict | None]:
     """The result of ``entry`` for each seed: reused when finished, else run (None if it failed)."""
     from uqbench.bench import runner
@@ -298,8 +316,7 @@ def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entr
                 report.skipped.append(f"{task.name}/{space.entry}")
                 continue
             path = record_path(root, suite.name, task.name, space.entry)
-            save = lambda rec: results.write_atomic(path, json.dumps(rec, indent=1, sort_keys=True) + "\n")  # noqa: E731
-            record = tune_task(suite, task, space, protocol, root, report, log, save)
+            record = tune_task(suite, task, space, protocol, root, report, log, record_saver(path))
             win = record["winner"]
             log(f"{task.name}/{space.entry}: {record['budget']['candidates']} candidates, winner "
                 f"{win['name'] if win else 'none'}")

@@ -180,3 +180,17 @@ def test_study_says_how_much_of_the_gap_extra_training_alone_explains():
     finals["single-ft"] = [job(0.99, extra_finetune_frac=1.5)]
     assert "does not explain the gap" in study._finetuning_alone(finals, ref, "single", -0.04, "ood_far/auroc_msp",
                                                                  "far-OOD")[0]
+
+
+def test_a_search_run_again_keeps_the_complete_record_until_it_completes(tmp_path):
+    path = tmp_path / "hydra.json"
+    partial = tmp_path / "hydra.json.partial"
+    save = tuning.record_saver(path)
+    save({"complete": False, "candidates": [1]})  # a first search writes its progress in place
+    assert json.loads(path.read_text())["candidates"] == [1] and not partial.exists()
+    save({"complete": True, "candidates": [1, 2]})
+    save({"complete": False, "candidates": [1, 2, 3]})  # the space grew: the search runs again
+    assert json.loads(path.read_text()) == {"complete": True, "candidates": [1, 2]}
+    assert json.loads(partial.read_text())["candidates"] == [1, 2, 3]
+    save({"complete": True, "candidates": [1, 2, 3, 4]})
+    assert json.loads(path.read_text())["candidates"] == [1, 2, 3, 4] and not partial.exists()
