@@ -207,7 +207,8 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
                   + ("; the members' disagreement is close to chance as an OOD signal."
                      if _mean(mine, ood.format("mi")) < 0.55 else "."))
                )
-    out += _finetuning_alone(finals, ref, ref_name, gap, ood.format("msp"), kind)
+    out += _finetuning_alone({e: o for e, o in finals.items() if e != entry}, ref, ref_name, gap, ood.format("msp"),
+                             kind)
     target = _mean(_same_seeds(rec, ref), ood.format("msp"))
     slices = knob_slices(rec)
     pending = [f"`{k}`" for k in rec["space"] if k not in slices]
