@@ -250,7 +250,8 @@ def claims_section(jobs: list[dict], skipped: list[dict], timings: Sequence[cost
              "Verdict rule, on the interval turned so that positive favours Hydra: *better* holds when it lies "
              "above 0 and does not hold when it lies below 0; *at least as good* holds when it lies above -margin "
              "and does not hold when it lies below -margin; *on par* holds when it lies inside ±margin and does not "
-             "hold when it lies wholly outside (marked *Hydra better* when above +margin); anything else, or fewer than 2 paired seeds, is inconclusive. "
+             "hold when it lies wholly outside (marked *Hydra better* when above +margin); anything else, or "
+             "fewer than 2 paired seeds, is inconclusive. "
              "Small CPU budgets train far from convergence: read verdicts from `quick` as a pipeline check, not as "
              "evidence.", ""]
     lines += _table(["Claim", "Metric"] + [f"vs {ref_label[r]}" for r in refs],
