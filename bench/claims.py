@@ -38,7 +38,8 @@ class Role:
 ROLES = (
     Role("single", "`single`", "single", lambda p, d: p == d),
     Role("single-ft", "`single-ft`", "single", lambda p, d: p["extra_finetune_frac"] > 0),
-    Role("deep_ensembles", "Deep Ensembles", "deep_ensembles", lambda p, d: p == d),
+    # the default ensemble size; the members' learning rate may be tuned
+    Role("deep_ensembles", "Deep Ensembles", "deep_ensembles", lambda p, d: p["num_members"] == d["num_members"]),
     Role("hydra", "Hydra", "hydra", lambda p, d: True),
 )
 REFERENCE = "single"  # the model every ratio and "difference to single" is taken against

@@ -213,6 +213,19 @@ def test_deep_ensembles_members_and_cache(digits_task, monkeypatch):
     assert len(calls) == 3
 
 
+def test_deep_ensembles_with_a_tuned_learning_rate_train_their_own_members(digits_task, monkeypatch):
+    rates = []
+    real_fit = uqbench.bench.train.fit
+    monkeypatch.setattr(uqbench.bench.train, "fit", lambda *a, **k: rates.append(a[5]) or real_fit(*a, **k))
+    de = DeepEnsembles(num_members=2, lr_scale=0.5).fit(digits_task)
+    assert rates == [0.5, 0.5]
+    single = digits_task.single_model(digits_task.seed)
+    assert rates == [0.5, 0.5, 1.0]  # member 0 is not the single model
+    x = _batch(digits_task)
+    with torch.no_grad():
+        assert _max_diff(single(x)[0], de.forward_members(x)[0]) > 1e-4
+
+
 # -- every method on both tasks --------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "params", "members"),
@@ -264,6 +277,7 @@ def test_batch_ensemble_keeps_pretrained_slow_weights(text_task):
         ("batch_ensemble", {"fast_init": "zeros"}),
         ("batch_ensemble", {"num_members": 0}),
         ("deep_ensembles", {"num_members": 0}),
+        ("deep_ensembles", {"lr_scale": 0}),
     ],
 )
 def test_invalid_params(name, params):

@@ -41,6 +41,7 @@ def test_role_comes_from_registry_name_and_parameters(entry, role):
 def test_non_default_parameters_leave_the_reference_roles():
     assert claims.role_of({"method": "single", "lr_scale": 0.5}) is None
     assert claims.role_of({"method": "deep_ensembles", "num_members": 5}) is None
+    assert claims.role_of({"method": "deep_ensembles", "lr_scale": 0.5}) == "deep_ensembles"  # a tuned rate
     assert claims.role_of({"method": "not-registered"}) is None
 
 
