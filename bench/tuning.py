@@ -164,14 +164,15 @@ def _parse_space(entry: str, body: Any, check, fixed_entries: list[str], tasks: 
 
 
 def objective_value(val_metrics: dict[str, float], objective: dict[str, float]) -> float | None:
-    """The rule's value (lower is better), or None when a ``val/*`` term is missing."""
+    """The rule's value (lower is better), or None when a ``val/*`` term is missing or the value
+    is not finite (a diverged candidate is never chosen)."""
     total = 0.0
     for key, w in objective.items():
         if key in val_metrics:
             total += w * val_metrics[key]
         elif not key.startswith("ood_val/"):
             return None
-    return total
+    return total if math.isfinite(total) else None
 
 
 def choices(space: Space, task: str) -> list[dict[str, Any]]:

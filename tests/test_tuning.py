@@ -75,6 +75,19 @@ def test_coordinate_search_follows_validation_and_ignores_test(monkeypatch):
     assert all("metrics" not in c and set(c["val_metrics"]) == {"val/nll"} for c in rec["candidates"])
 
 
+def test_a_diverged_candidate_is_never_chosen(monkeypatch):
+    """The first value of a knob diverges (NaN): min() would keep it, the rule must not."""
+    space = tuning.Space("m", "hydra", "coordinate", {}, {"a": [0, 1]}, {})
+    protocol = tuning.Protocol({"val/nll": 1.0}, [0], [space])
+    nll = {0: float("nan"), 1: 2.0}
+    monkeypatch.setattr(tuning, "_jobs", lambda s, task, entry, *a: [
+        {"val_metrics": {"val/nll": nll[entry.params["a"]]}, "wall": {"fit_s": 1.0, "eval_s": 0.0}}])
+    rec = tuning.tune_task(SimpleNamespace(name="tiny"), SimpleNamespace(name="digits"), space, protocol, Path("."),
+                           runner.RunReport())
+    assert rec["winner"]["knobs"] == {"a": 1}
+    assert rec["candidates"][0]["objective"] is None
+
+
 def test_tune_end_to_end_reads_validation_only_and_resumes(tmp_path):
     path, root = write(tmp_path), tmp_path / "res"
     s = suite.load(str(path))
