@@ -118,8 +118,10 @@ def job_hash(task: SupervisedTask, entry: MethodEntry, seed: int) -> str:
     return config_hash([task.config, entry.method, entry.params, seed])
 
 
-def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, root: Path) -> dict:
-    """Fit, evaluate, measure and write one job; returns the result object."""
+def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, root: Path,
+            fields: dict | None = None) -> dict:
+    """Fit, evaluate, measure and write one job (with ``fields`` added to its result, e.g. the
+    ``tuning`` link of a tuned entry); returns the result object."""
     job = JobId(suite.name, task.name, entry.name, seed)
     method = methods.create(entry.method, **entry.params)
     task.start_job(seed, entry.method, method.training_params())
@@ -144,7 +146,7 @@ def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, r
         task, logits, labels, root, job.path(root), suite=suite.name, method=entry.name, seed=seed,
         params={"method": entry.method, **method.get_params()}, config_hash=job_hash(task, entry, seed),
         cost=costs, wall={"fit_s": fit_s, "eval_s": eval_s, "cost_s": cost_s}, extra=method.extra_ or {},
-        provenance={**results.provenance(str(task.device)), "checkpoints": task.checkpoints},
+        provenance={**results.provenance(str(task.device)), "checkpoints": task.checkpoints}, **(fields or {}),
     )
 
 
@@ -162,7 +164,7 @@ def claimed(job: JobId, root: Path):
 
 
 def run_claimed(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, root: Path,
-                force: bool = False) -> str:
+                force: bool = False, fields: dict | None = None) -> str:
     """Run a job unless another runner holds it or finished it meanwhile: 'done', 'elsewhere'
     or 'reused'."""
     job = JobId(suite.name, task.name, entry.name, seed)
@@ -171,18 +173,18 @@ def run_claimed(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: in
             return "elsewhere"
         if not force and dist.agree(_finished(job.path(root), job_hash(task, entry, seed))):
             return "reused"
-        run_job(suite, task, entry, seed, root)
+        run_job(suite, task, entry, seed, root, fields)
         return "done"
 
 
 def attempt(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, root: Path, report: RunReport,
-            force: bool = False, log=print) -> dict | None:
+            force: bool = False, log=print, fields: dict | None = None) -> dict | None:
     """Run (or reuse) one job and record its outcome in ``report``; returns its result, or None
     when it failed (logged, so that one broken job does not stop the others; bad configurations
     and result files still raise) or another runner holds it."""
     label = f"{task.name}/{entry.name}/seed{seed}"
     try:
-        outcome = run_claimed(suite, task, entry, seed, root, force)
+        outcome = run_claimed(suite, task, entry, seed, root, force, fields)
     except (KeyboardInterrupt, ResultError, methods.ConfigError):
         raise
     except Exception as e:

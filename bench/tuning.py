@@ -208,11 +208,13 @@ def record_saver(path: Path):
     return save
 
 
-def _jobs(suite, task, entry, seeds: list[int], root: Path, report, log) -> list[dict | None]:
-    """The result of ``entry`` for each seed: reused when finished, else run (None if it failed)."""
+def _jobs(suite, task, entry, seeds: list[int], root: Path, report, log,
+          fields: dict | None = None) -> list[dict | None]:
+    """The result of ``entry`` for each seed: reused when finished, else run with ``fields`` in
+    its result (None if it failed)."""
     from uqbench.bench import runner
 
-    return [runner.attempt(suite, task, entry, seed, root, report, log=log) for seed in seeds]
+    return [runner.attempt(suite, task, entry, seed, root, report, log=log, fields=fields) for seed in seeds]
 
 
 def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report, log=print,
@@ -326,7 +328,10 @@ def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entr
             entry = MethodEntry(space.entry, space.method, win["params"])
             summary = {"record": str(path.relative_to(root)), "winner": win["name"],
                        "objective": protocol.objective, "candidates": record["budget"]["candidates"]}
-            for seed, obj in zip(suite.seeds, _jobs(suite, task, entry, suite.seeds, root, report, log)):
+            # Each row is written with its link, so a search killed between seeds leaves no row
+            # without one; a reused row chosen by an earlier record is relinked.
+            rows = _jobs(suite, task, entry, suite.seeds, root, report, log, {"tuning": summary})
+            for seed, obj in zip(suite.seeds, rows):
                 if obj and obj.get("tuning") != summary:
                     results.write(results.JobId(suite.name, task.name, entry.name, seed).path(root),
                                   {**obj, "tuning": summary})

@@ -43,7 +43,7 @@ def setup():
 
     real_run_job = uqbench.bench.runner.run_job
 
-    def run_job(suite, task, entry, seed, root):
+    def run_job(suite, task, entry, seed, root, fields=None):
         arm = os.environ["UQBENCH_TEST_ARM"]
         try:
             with open(arm) as f:
@@ -64,7 +64,7 @@ def setup():
                 return real_fit(model, dying, *args, **kwargs)
 
             uqbench.bench.train.fit = fit
-        return real_run_job(suite, task, entry, seed, root)
+        return real_run_job(suite, task, entry, seed, root, fields)
 
     uqbench.bench.runner.run_job = run_job
 '''

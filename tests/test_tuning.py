@@ -207,3 +207,22 @@ def test_a_search_run_again_keeps_the_complete_record_until_it_completes(tmp_pat
     assert json.loads(partial.read_text())["candidates"] == [1, 2, 3]
     save({"complete": True, "candidates": [1, 2, 3, 4]})
     assert json.loads(path.read_text())["candidates"] == [1, 2, 3, 4] and not partial.exists()
+
+
+def test_a_search_killed_between_the_winners_seeds_leaves_every_row_linked(tmp_path, monkeypatch):
+    s = suite.load(str(write(tmp_path)))
+    root = tmp_path / "res"
+    real = runner.run_job
+
+    def killed_on_seed1(suite_, task, entry, seed, root_, fields=None):
+        if entry.name == "hydra" and seed == 1:
+            raise KeyboardInterrupt
+        return real(suite_, task, entry, seed, root_, fields)
+
+    monkeypatch.setattr(runner, "run_job", killed_on_seed1)
+    with pytest.raises(KeyboardInterrupt):
+        tuning.tune_suite(s, root, log=lambda *_: None)
+    rows = sorted((root / "runs" / "tiny").rglob("seed*.json"))
+    assert [r.name for r in rows] == ["seed0.json"]
+    rec = json.loads(tuning.record_path(root, "tiny", "digits", "hydra").read_text())
+    assert results.read(rows[0])["tuning"]["winner"] == rec["winner"]["name"]
