@@ -138,6 +138,24 @@ def figure(rec: dict, reference: list[dict], path: Path, chosen: list[dict] = ()
     _save(fig, path)
 
 
+def at_the_edge(rec: dict) -> list[str]:
+    """The winner's values that are the smallest or largest of three or more numbers a knob (or
+    a field of a table-valued knob) tried: there the best value may lie outside the space."""
+    win = rec.get("winner")
+    out = []
+    for knob, values in rec["space"].items() if win else ():
+        chosen = win["knobs"][knob]
+        for field, x in chosen.items() if isinstance(chosen, dict) else [(None, chosen)]:
+            tried = {v.get(field) if isinstance(v, dict) else v for v in values}
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or len(tried) < 3 \
+                    or not all(isinstance(t, (int, float)) for t in tried) or x not in (min(tried), max(tried)):
+                continue
+            name = knob if field is None else f"{knob}.{field}"
+            out.append(f"`{name}` = {x:g} is the {'smallest' if x == min(tried) else 'largest'} of "
+                       f"{', '.join(f'{t:g}' for t in sorted(tried))}")
+    return out
+
+
 def _record_lines(rec: dict, link: str) -> list[str]:
     b, win = rec["budget"], rec.get("winner")
     lines = [f"Tuning record of `{rec['entry']}` (`{rec['method']}`, [{rec['_path']}]({link})): "
@@ -148,6 +166,10 @@ def _record_lines(rec: dict, link: str) -> list[str]:
              + (f"`{_label(win['knobs'], {})}`." if win else "none yet (the search resumes).")]
     if rec["fixed"]:
         lines[0] += " Held fixed: " + ", ".join(f"{k}={v}" for k, v in rec["fixed"].items()) + "."
+    edge = at_the_edge(rec)
+    if edge:
+        lines[0] += (" At the edge of the space: " + "; ".join(edge) + " tried, so a value further out might "
+                     "do better on validation.")
     start = rec["candidates"][0]["knobs"] if rec["candidates"] else {}
     header = ["Candidate (vs start)", "Val objective", *[f"{t} (test)" for _, t, _ in SHOWN],
               *[f"AUROC far {s}" for s in SCORES[1:]], "Head overlap"]

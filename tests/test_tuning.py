@@ -179,6 +179,22 @@ def test_study_measures_the_choice_against_the_winners_seed_noise():
     assert study._selection_noise(rec, chosen[:1]) == []  # one seed gives no yardstick
 
 
+def test_study_flags_a_winner_at_the_edge_of_its_space():
+    from uqbench.bench import study
+
+    space = {"p": [0.1, 0.05, 0.2], "fork_layer": [0, 2], "criterion": ["taylor", "circuit"],
+             "budget": [{"frac": 0.5, "lr": 1.0}, {"frac": 1.0, "lr": 1.0}, {"frac": 0.5, "lr": 0.5},
+                        {"frac": 2.0, "lr": 1.0}]}
+    knobs = {"p": 0.05, "fork_layer": 2, "criterion": "circuit", "budget": {"frac": 2.0, "lr": 1.0}}
+    rec = {"space": space, "winner": {"knobs": knobs}}
+    # two values are a choice, not a range; a table's fields are read one by one
+    assert study.at_the_edge(rec) == ["`p` = 0.05 is the smallest of 0.05, 0.1, 0.2",
+                                      "`budget.frac` = 2 is the largest of 0.5, 1, 2"]
+    rec["winner"]["knobs"] = {**knobs, "p": 0.1, "budget": {"frac": 1.0, "lr": 0.5}}
+    assert study.at_the_edge(rec) == []
+    assert study.at_the_edge({"space": space, "winner": None}) == []
+
+
 def test_study_says_how_much_of_the_gap_extra_training_alone_explains():
     from uqbench.bench import study
 
