@@ -49,6 +49,7 @@ REFERENCES = ("deep_ensembles", "single", "single-ft")  # in the claims table's 
 VARIANT_PARAM = "criterion"
 VARIANTS = {"circuit": "Hydra (Circ)", "taylor": "Hydra (Taylor)"}
 HEADLINE_VARIANT = "circuit"  # the paper's headline numbers are for Hydra (Circ)
+DEFAULT_RECIPE = "default recipe"  # a Hydra entry that changes nothing but the criterion
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,10 @@ def role_of(params: dict[str, Any]) -> str | None:
 
 def variant(params: dict[str, Any]) -> tuple[str, bool]:
     """(label, is the paper's headline variant) of a Hydra result, e.g. ("Hydra (Taylor),
-    merge_mlp=False", False)."""
+    merge_mlp=False", False); one that changes nothing else is labelled the default recipe."""
     defaults = _defaults(params["method"]) or {}
     full = {**defaults, **{k: v for k, v in params.items() if k != "method"}}
     crit = full.get(VARIANT_PARAM)
     label = VARIANTS.get(crit, f"Hydra ({crit})")
     changed = [f"{k}={full[k]!r}" for k in sorted(full) if k != VARIANT_PARAM and full[k] != defaults.get(k)]
-    return ", ".join([label, *changed]), crit == HEADLINE_VARIANT
+    return ", ".join([label, *(changed or [DEFAULT_RECIPE])]), crit == HEADLINE_VARIANT

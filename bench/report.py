@@ -243,7 +243,10 @@ def claims_section(jobs: list[dict], skipped: list[dict], timings: Sequence[cost
              "nothing else ran), each cell is Hydra minus the reference, its 95 % interval and the verdict. "
              "Roles come from each result's registered method and hyper-parameters, not the entry's name: "
              "`single` is the reference model with default hyper-parameters, `single-ft` the single model given "
-             "extra fine-tuning, and each Hydra entry is its own row, labelled with its head-scoring criterion; "
+             "extra fine-tuning, and each Hydra entry is its own row, labelled with its head-scoring criterion and "
+             f"the hyper-parameters it changes (*{claims.DEFAULT_RECIPE}*: it changes none, i.e. H/M heads per member, merged "
+             "MLP, 0.25 x epochs of fine-tuning per member at 0.2 x the learning rate, Gumbel top-k; in the "
+             "`hydra-study` suite, `hydra` is chosen on validation data); "
              f"the paper's headline numbers are for {claims.VARIANTS[claims.HEADLINE_VARIANT]} (marked ★). "
              "Near- and far-OOD sets are reported separately (max-probability score).", "",
              INTERVAL_LEGEND, "",

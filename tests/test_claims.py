@@ -46,8 +46,8 @@ def test_non_default_parameters_leave_the_reference_roles():
 
 
 def test_variant_labels_name_the_criterion_and_what_else_changed():
-    assert claims.variant(_params("heads-circ")) == ("Hydra (Circ)", True)
-    assert claims.variant(_params("hydra-taylor")) == ("Hydra (Taylor)", False)
+    assert claims.variant(_params("heads-circ")) == ("Hydra (Circ), default recipe", True)
+    assert claims.variant(_params("hydra-taylor")) == ("Hydra (Taylor), default recipe", False)
     assert claims.variant({"method": "hydra", "merge_mlp": False}) == ("Hydra (Taylor), merge_mlp=False", False)
 
 
@@ -179,7 +179,7 @@ def test_leaderboard_shows_claims_and_differences_for_renamed_entries(tmp_path):
     text = report.build(tmp_path, tmp_path / "leaderboard.md").read_text()
     section = text.split("## Paper claims")[1].split("\n## ")[0]
     assert "### Claims on `toy` (standard)" in section
-    assert "| AUROC near-OOD | `hydra-taylor`: Hydra (Taylor) | " in section
+    assert "| AUROC near-OOD | `hydra-taylor`: Hydra (Taylor), default recipe | " in section
     assert "Difference to `baseline` (entry minus `baseline`" in text
     assert "| `hydra-taylor` | " in text.split("Difference to `baseline`")[1]
     assert report.build(tmp_path, tmp_path / "again.md").read_text() == text  # deterministic
