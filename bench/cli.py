@@ -66,7 +66,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seeds = args.seeds.split(",")
         if not all(x.strip().isdigit() for x in seeds):
             raise ValueError(f"--seeds must be comma-separated non-negative integers, got {args.seeds!r}")
-        s.seeds = [int(x) for x in seeds]
+        s.set_seeds([int(x) for x in seeds])
     _check_names(s, args.tasks, args.methods, "method entry", [m.name for m in s.methods])
     jobs = _count(args.jobs, "--jobs") or 1
     helpers = []

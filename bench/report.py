@@ -430,11 +430,12 @@ def _missing_runs(suite_name: str, jobs: list[dict], skipped: list[dict]) -> lis
     for t in s.tasks:
         if t.name in skip_task:
             continue
-        missing = {m.name: [seed for seed in s.seeds if (t.name, m.name, seed) not in done]
+        seeds = s.seeds_for(t.name)
+        missing = {m.name: [seed for seed in seeds if (t.name, m.name, seed) not in done]
                    for m in s.methods if (t.name, m.name) not in skip_job}
-        missing = {m: seeds for m, seeds in missing.items() if seeds}
-        if len(missing) == len(s.methods) and all(len(v) == len(s.seeds) for v in missing.values()):
-            out.append(f"`{t.name}`: every entry, {seed_list(s.seeds)}")
+        missing = {m: v for m, v in missing.items() if v}
+        if len(missing) == len(s.methods) and all(len(v) == len(seeds) for v in missing.values()):
+            out.append(f"`{t.name}`: every entry, {seed_list(seeds)}")
             continue
         out += [f"`{t.name}` / `{m}` {seed_list(seeds)}" for m, seeds in missing.items()]
     return out

@@ -305,10 +305,10 @@ def plan_jobs(
             log(f"skipped task {t_entry.name}: {e}")
             _write_skip(root, suite, t_entry.name, str(e))
             report.skipped.append(t_entry.name)
-            bar.update(len(entries) * len(suite.seeds))
+            bar.update(len(entries) * len(suite.seeds_for(t_entry.name)))
             continue
         results.skip_path(root, suite.name, t_entry.name).unlink(missing_ok=True)
-        for seed in suite.seeds:
+        for seed in suite.seeds_for(t_entry.name):
             for entry in entries:
                 job = JobId(suite.name, task.name, entry.name, seed)
                 label = f"{task.name}/{entry.name}/seed{seed}"
@@ -338,7 +338,8 @@ def run_suite(
     report = RunReport()
     tasks, entries = select(suite, only_tasks, only_methods)
     # closed also when an error stops the run, so that the error line is not glued to the bar
-    with tqdm(total=len(tasks) * len(entries) * len(suite.seeds), desc=f"suite {suite.name}", unit="job",
+    with tqdm(total=sum(len(suite.seeds_for(t.name)) for t in tasks) * len(entries), desc=f"suite {suite.name}",
+              unit="job",
               dynamic_ncols=True) as bar:
         for task, entry, seed, label in plan_jobs(suite, root, droot, report, bar, force, only_tasks,
                                                   only_methods, log):

@@ -16,6 +16,7 @@ A suite is a TOML file (``bench/suites/<name>.toml`` or any path)::
     name = "cifar10-vit"      # results folder name
     kind = "cifar10-vit"      # registered task (defaults to name)
     params = { epochs = 4 }   # keyword deltas over the task's defaults
+    seeds = [0, 1, 2, 3, 4]   # optional: this task's seeds instead of the suite's
 
     [methods.single]          # results folder name -> hyper-parameter deltas
     [methods.hydra-mlp]
@@ -32,7 +33,7 @@ names and custom-data paths that do not exist are rejected before anything runs.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ class TaskEntry:
     name: str
     kind: str
     params: dict[str, Any]
+    seeds: list[int] | None = None  # this task's seeds, where they differ from the suite's
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,24 @@ class Suite:
     ray_gpus: float | None = None
     tuning: Any = None  # a ``tuning.Protocol`` when the file has a [tuning] section
 
+    def seeds_for(self, task: str) -> list[int]:
+        """The seeds every entry runs on ``task``: the task's own, else the suite's."""
+        own = next((t.seeds for t in self.tasks if t.name == task), None)
+        return own if own is not None else self.seeds
+
+    def set_seeds(self, seeds: list[int]) -> None:
+        """Run every task on ``seeds`` (``--seeds``), the tasks' own seeds included."""
+        self.seeds = seeds
+        self.tasks = [replace(t, seeds=None) for t in self.tasks]
+
 
 def available() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def _seed_list(v: Any) -> bool:
+    return (isinstance(v, list) and bool(v) and len(set(v)) == len(v)
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
 
 
 def _check(cond: bool, where: str, msg: str) -> None:
@@ -109,8 +126,7 @@ def load(name_or_path: str) -> Suite:
     head = raw.get("suite", {})
     _check(set(head) <= _SUITE_KEYS, where, f"unknown [suite] keys {sorted(set(head) - _SUITE_KEYS)}")
     seeds = head.get("seeds", [0])
-    _check(isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds) and seeds,
-           where, "seeds must be a non-empty list of non-negative integers")
+    _check(_seed_list(seeds), where, "seeds must be a non-empty list of distinct non-negative integers")
     _check(head.get("device", "cpu") in ("cpu", "cuda", "auto"), where, "device must be cpu, cuda or auto")
     positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1  # noqa: E731
     _check(positive(head.get("threads", 2)), where, "threads must be an integer >= 1")
@@ -127,8 +143,10 @@ def load(name_or_path: str) -> Suite:
 
     tasks = []
     for t in raw.get("tasks", []):
-        _check(isinstance(t, dict) and "name" in t and set(t) <= {"name", "kind", "params"}, where,
-               f"a [[tasks]] entry needs 'name' and only 'kind', 'params' besides: {t}")
+        _check(isinstance(t, dict) and "name" in t and set(t) <= {"name", "kind", "params", "seeds"}, where,
+               f"a [[tasks]] entry needs 'name' and only 'kind', 'params', 'seeds' besides: {t}")
+        _check("seeds" not in t or _seed_list(t["seeds"]), where,
+               f"task {t.get('name')!r}: seeds must be a non-empty list of distinct non-negative integers")
         _check(isinstance(t["name"], str) and bool(t["name"]), where, f"task name must be a non-empty string: {t}")
         _check(t["name"] not in {e.name for e in tasks}, where, f"task name {t['name']!r} appears twice")
         kind = t.get("kind", t["name"])
@@ -142,7 +160,7 @@ def load(name_or_path: str) -> Suite:
             cfg.check_paths(data_root())
         except ValueError as e:
             raise ValueError(f"{where}: task {t['name']!r}: {e}") from None
-        tasks.append(TaskEntry(t["name"], kind, params))
+        tasks.append(TaskEntry(t["name"], kind, params, t.get("seeds")))
     _check(bool(tasks), where, "no [[tasks]]")
 
     entries = []

@@ -330,8 +330,9 @@ def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entr
                        "objective": protocol.objective, "candidates": record["budget"]["candidates"]}
             # Each row is written with its link, so a search killed between seeds leaves no row
             # without one; a reused row chosen by an earlier record is relinked.
-            rows = _jobs(suite, task, entry, suite.seeds, root, report, log, {"tuning": summary})
-            for seed, obj in zip(suite.seeds, rows):
+            seeds = suite.seeds_for(task.name)
+            rows = _jobs(suite, task, entry, seeds, root, report, log, {"tuning": summary})
+            for seed, obj in zip(seeds, rows):
                 if obj and obj.get("tuning") != summary:
                     results.write(results.JobId(suite.name, task.name, entry.name, seed).path(root),
                                   {**obj, "tuning": summary})

@@ -335,6 +335,29 @@ def test_threads_option_trains_with_its_count_and_measures_with_the_suites(tmp_p
     assert obj["provenance"]["threads"] == 1 and obj["cost"]["threads"] == 2
 
 
+def test_a_task_runs_on_its_own_seeds_and_seeds_on_the_command_line_replace_them(tmp_path):
+    path = write_suite(tmp_path, "[methods.single]\n", tasks=f"[[tasks]]\n{TASK}\nseeds = [1, 2]\n")
+    s = suite.load(str(path))
+    assert s.seeds == [0] and s.seeds_for("digits") == [1, 2] and s.seeds_for("other") == [0]
+    assert cli.main(["run", "--suite", str(path), "--results", str(tmp_path / "res"), "--seeds", "2"]) == 0
+    assert sorted(p.name for p in job_dir(tmp_path / "res", "single").glob("seed*.json")) == ["seed2.json"]
+    assert cli.main(["run", "--suite", str(path), "--results", str(tmp_path / "res")]) == 0
+    assert sorted(p.name for p in job_dir(tmp_path / "res", "single").glob("seed*.json")) == ["seed1.json",
+                                                                                            "seed2.json"]
+    s.set_seeds([5])
+    assert s.seeds_for("digits") == [5]
+
+
+def test_missing_runs_count_a_tasks_own_seeds(tmp_path, monkeypatch):
+    path = write_suite(tmp_path, "[methods.single]\n", tasks=f"[[tasks]]\n{TASK}\nseeds = [1, 2]\n")
+    loaded = suite.load(str(path))
+    monkeypatch.setattr(suite, "available", lambda: ["tiny"])
+    monkeypatch.setattr(suite, "load", lambda name: loaded)
+    done = [{"task": "digits", "method": "single", "seed": 1}]
+    assert report._missing_runs("tiny", done, []) == ["`digits` / `single` seed 2"]
+    assert report._missing_runs("tiny", [], []) == ["`digits`: every entry, seeds 1, 2"]
+
+
 def test_same_seed_gives_the_same_numbers(tmp_path, wrapper, monkeypatch):
     suite_path = write_suite(tmp_path)
     outs = []
@@ -551,6 +574,10 @@ BAD_SUITES = {
                               ("task 'cifar10-vit'", "train_per_class must be > 0")),
     "unknown corruption": ({"tasks": '[[tasks]]\nname = "cifar10-vit"\nparams = { corruptions = ["fog"] }\n'},
                            ("unknown corruption 'fog'",)),
+    "task seeds not a list": ({"tasks": f'[[tasks]]\n{TASK}\nseeds = 3\n'},
+                              ("task 'digits': seeds must be a non-empty list",)),
+    "repeated task seed": ({"tasks": f'[[tasks]]\n{TASK}\nseeds = [0, 1, 1]\n'},
+                           ("task 'digits': seeds must be", "distinct")),
     "duplicate task names": ({"tasks": f'[[tasks]]\n{TASK}\n[[tasks]]\nname = "digits"\n'},
                              ("task name 'digits' appears twice",)),
     "custom path typo": ({"tasks": '[[tasks]]\nname = "mine"\nkind = "imagefolder"\n'

@@ -133,6 +133,16 @@ def test_tune_end_to_end_reads_validation_only_and_resumes(tmp_path):
     assert "Searches of suite `hydra-study` not started yet" in text  # declared in a registered suite
 
 
+def test_the_winner_runs_on_the_tasks_own_seeds(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(HEAD + TASK + "seeds = [3]\n" + TUNING.replace("heads_per_member = [2, 3]", "heads_per_member = [2]")
+                    .replace("mlp = [{ merge_mlp = true }, { merge_mlp = false }]", ""))
+    rep = tuning.tune_suite(suite.load(str(path)), tmp_path / "res", log=lambda *_: None)
+    assert not rep.failed and len(rep.done) == 2  # the one candidate on seed 0, the winner on seed 3
+    rows = sorted((tmp_path / "res" / "runs" / "tiny" / "digits" / "hydra").glob("seed*.json"))
+    assert [p.name for p in rows] == ["seed3.json"]
+
+
 def test_candidate_without_validation_metrics_is_not_eligible(tmp_path):
     path, root = write(tmp_path), tmp_path / "res"
     s = suite.load(str(path))
