@@ -130,8 +130,7 @@ def _run(ray, suite, root, droot, force, device, only_tasks, only_methods, local
     tasks, entries = runner.select(suite, only_tasks, only_methods)
     pending: dict = {}  # object ref -> job label
     task_refs: dict = {}  # each task's data go to the object store once
-    with tqdm(total=sum(len(suite.seeds_for(t.name)) for t in tasks) * len(entries), desc=f"suite {suite.name} (ray)",
-              unit="job",
+    with tqdm(total=runner.job_count(suite, tasks, entries), desc=f"suite {suite.name} (ray)", unit="job",
               dynamic_ncols=True) as bar:
         try:
             for task, entry, seed, label in runner.plan_jobs(suite, root, droot, report, bar, force,

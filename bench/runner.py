@@ -324,6 +324,11 @@ def plan_jobs(
                     yield task, entry, seed, label
 
 
+def job_count(suite: Suite, tasks: list, entries: list) -> int:
+    """How many (task, entry, seed) jobs ``tasks`` x ``entries`` make, each task on its seeds."""
+    return sum(len(suite.seeds_for(t.name)) for t in tasks) * len(entries)
+
+
 def run_suite(
     suite: Suite,
     root: Path,
@@ -338,8 +343,7 @@ def run_suite(
     report = RunReport()
     tasks, entries = select(suite, only_tasks, only_methods)
     # closed also when an error stops the run, so that the error line is not glued to the bar
-    with tqdm(total=sum(len(suite.seeds_for(t.name)) for t in tasks) * len(entries), desc=f"suite {suite.name}",
-              unit="job",
+    with tqdm(total=job_count(suite, tasks, entries), desc=f"suite {suite.name}", unit="job",
               dynamic_ncols=True) as bar:
         for task, entry, seed, label in plan_jobs(suite, root, droot, report, bar, force, only_tasks,
                                                   only_methods, log):
