@@ -168,8 +168,8 @@ def _record_lines(rec: dict, link: str) -> list[str]:
         lines[0] += " Held fixed: " + ", ".join(f"{k}={v}" for k, v in rec["fixed"].items()) + "."
     edge = at_the_edge(rec)
     if edge:
-        lines[0] += (" At the edge of the space: " + "; ".join(edge) + " tried, so a value further out might "
-                     "do better on validation.")
+        lines[0] += (" At the edge of the space: " + "; ".join(edge) + " tried; where the knob can go further, "
+                     "a value beyond might do better on validation.")
     start = rec["candidates"][0]["knobs"] if rec["candidates"] else {}
     header = ["Candidate (vs start)", "Val objective", *[f"{t} (test)" for _, t, _ in SHOWN],
               *[f"AUROC far {s}" for s in SCORES[1:]], "Head overlap"]
@@ -284,8 +284,9 @@ def _selection_noise(rec: dict, chosen: list[dict]) -> list[str]:
     close = sum(1 for v in objs if v - win["objective"] <= sd) - 1
     return [f"Selection: the {len(objs)} candidates' validation objectives span {max(objs) - min(objs):.4f}; the "
             f"chosen configuration's own objective has a standard deviation of {sd:.4f} over its {len(per_seed)} "
-            f"seeds, so {close} other candidate{'s' * (close != 1)} lie within one seed's noise of the winner "
-            f"and the data do not separate {'them' if close != 1 else 'it'} from it."]
+            f"seeds, so {close} other candidate{'s' * (close != 1)} {'lie' if close != 1 else 'lies'} within one "
+            f"seed's noise of the winner and the data do not separate {'them' if close != 1 else 'it'} from the "
+            "winner."]
 
 
 def not_started(recs: list[dict]) -> dict[str, list[str]]:
