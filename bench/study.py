@@ -282,11 +282,14 @@ def _selection_noise(rec: dict, chosen: list[dict]) -> list[str]:
         return []
     sd = float(np.std(per_seed, ddof=1))
     close = sum(1 for v in objs if v - win["objective"] <= sd) - 1
+    if close == 0:
+        verdict = "no other candidate lies within one seed's noise of the winner"
+    else:
+        verdict = (f"{close} other candidate{'s lie' if close > 1 else ' lies'} within one seed's noise of the "
+                   f"winner and the data do not separate {'them' if close > 1 else 'it'} from the winner")
     return [f"Selection: the {len(objs)} candidates' validation objectives span {max(objs) - min(objs):.4f}; the "
             f"chosen configuration's own objective has a standard deviation of {sd:.4f} over its {len(per_seed)} "
-            f"seeds, so {close} other candidate{'s' * (close != 1)} {'lie' if close != 1 else 'lies'} within one "
-            f"seed's noise of the winner and the data do not separate {'them' if close != 1 else 'it'} from the "
-            "winner."]
+            f"seeds, so {verdict}."]
 
 
 def not_started(recs: list[dict]) -> dict[str, list[str]]:

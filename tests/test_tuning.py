@@ -189,6 +189,8 @@ def test_study_measures_the_choice_against_the_winners_seed_noise():
     assert study._selection_noise(rec, chosen[:1]) == []  # one seed gives no yardstick
     rec["candidates"] = rec["candidates"][:2]  # 0.30 and 0.305: one other candidate within the noise
     assert "so 1 other candidate lies within" in study._selection_noise(rec, chosen)[0]
+    rec["candidates"] = [{"objective": 0.30}, {"objective": 0.50}]
+    assert "so no other candidate lies within one seed's noise" in study._selection_noise(rec, chosen)[0]
 
 
 def test_study_flags_a_winner_at_the_edge_of_its_space():
