@@ -142,13 +142,15 @@ def at_the_edge(rec: dict) -> list[str]:
     """The winner's values that are the smallest or largest of three or more numbers a knob (or
     a field of a table-valued knob) tried: there the best value may lie outside the space."""
     win = rec.get("winner")
+    if not win:
+        return []
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
     out = []
-    for knob, values in rec["space"].items() if win else ():
+    for knob, values in rec["space"].items():
         chosen = win["knobs"][knob]
         for field, x in chosen.items() if isinstance(chosen, dict) else [(None, chosen)]:
             tried = {v.get(field) if isinstance(v, dict) else v for v in values}
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or len(tried) < 3 \
-                    or not all(isinstance(t, (int, float)) for t in tried) or x not in (min(tried), max(tried)):
+            if len(tried) < 3 or not all(map(number, tried)) or x not in (min(tried), max(tried)):
                 continue
             name = knob if field is None else f"{knob}.{field}"
             out.append(f"`{name}` = {x:g} is the {'smallest' if x == min(tried) else 'largest'} of "
