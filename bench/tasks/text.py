@@ -6,8 +6,9 @@ whose new linear head is initialised under that seed. Texts are tokenised once i
 ``Split``s of ``input_ids``/``attention_mask``.
 
 CLINC150: 150 intents; OOD its ``oos_test`` (near), TREC test and AG News test (far); its
-``oos_val`` is the 'ood_val' split. SST-2: train / dev (as 'val') / test; OOD TREC and AG
-News (far). Absent TREC or AG News becomes a note; absent CLINC150 or SST-2 a skip.
+``oos_val`` is the 'ood_val' split. SST-2: train / dev (as 'val') / test; OOD customer reviews
+of products (CR: the same sentiment task in another domain, near), TREC and AG News (far).
+Absent CR, TREC or AG News becomes a note; absent CLINC150 or SST-2 a skip.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from uqbench.bench.data import load_ag_news, load_clinc150, load_sst2, load_trec
+from uqbench.bench.data import load_ag_news, load_clinc150, load_custrev, load_sst2, load_trec
 from uqbench.bench.tasks import register_task
 from uqbench.bench.tasks.base import SupervisedTask, subsample
 from uqbench.bench.tasks.common import (
@@ -59,6 +60,8 @@ def _minilm_task(dataset: str, cfg: TextConfig, root) -> SupervisedTask:
         sources = []
     sources += [OODSource("trec", lambda: load_trec(root)["test"].texts, title="TREC"),
                 OODSource("ag_news", lambda: load_ag_news(root)["test"].texts, title="AG News")]
+    if dataset == "sst2":  # last, so that the far sets keep the subsampling seeds they had before it
+        sources.append(OODSource("custrev", lambda: load_custrev(root)["all"].texts, near=True, title="CR"))
     _, tokenizer = load_encoder(cfg.encoder)
     per_class = {"train": cfg.train_per_class, "val": cfg.val_per_class, "test": cfg.test_per_class}
     splits = {}
