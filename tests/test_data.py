@@ -491,7 +491,7 @@ def test_load_trec_latin1_and_bad_lines(tmp_path):
 
 def test_load_custrev(tmp_path):
     (tmp_path / "custrev").mkdir()
-    (tmp_path / "custrev" / "custrev.all").write_text("1 a handy camera .\n0 the lid broke .\n")
+    (tmp_path / "custrev" / "custrev.all").write_text("1 a handy camera .\n0 \n0 the lid broke .\n")
     sets = load_custrev(tmp_path)
     assert sets["all"].texts == ["a handy camera .", "the lid broke ."]
     assert sets["all"].labels.tolist() == [1, 0] and sets["all"].classes == ["negative", "positive"]
@@ -501,7 +501,7 @@ def test_load_custrev(tmp_path):
                     reason="set UQBENCH_DATA to a data root that holds custrev/")
 def test_real_custrev_counts():
     labels = load_custrev(REAL_ROOT)["all"].labels
-    assert len(labels) == 3775 and set(labels.tolist()) == {0, 1}
+    assert len(labels) == 3771 and set(labels.tolist()) == {0, 1}
 
 
 def test_text_lines_missing(tmp_path):

@@ -127,8 +127,9 @@ SST2_CLASSES = ["negative", "positive"]
 TREC_CLASSES = ["DESC", "ENTY", "ABBR", "HUM", "LOC", "NUM"]
 
 
-def read_label_lines(file: Path, classes: list[str], encoding: str = "utf-8") -> TextSet:
-    """Reads one ``LABEL SENTENCE`` per line, the label an index into ``classes``.
+def read_label_lines(file: Path, classes: list[str], encoding: str = "utf-8", skip_empty: bool = False) -> TextSet:
+    """Reads one ``LABEL SENTENCE`` per line, the label an index into ``classes``; with
+    ``skip_empty``, a line with a label and no sentence is passed over.
 
     Raises:
         DataError: a line without a valid integer label, or a file with no lines.
@@ -138,6 +139,8 @@ def read_label_lines(file: Path, classes: list[str], encoding: str = "utf-8") ->
         if not line.strip():
             continue
         label, _, text = line.strip().partition(" ")
+        if skip_empty and not text.strip() and label.isdigit():
+            continue
         if not label.lstrip("-").isdigit() or not 0 <= int(label) < len(classes) or not text:
             raise DataError(f"{file}:{number}: expected 'LABEL SENTENCE' with LABEL in "
                             f"0..{len(classes) - 1}, got {line[:60]!r}")
@@ -149,9 +152,9 @@ def read_label_lines(file: Path, classes: list[str], encoding: str = "utf-8") ->
 
 
 def _load_label_line_splits(title: str, files: dict[str, Path], sha256: dict[str, str],
-                            classes: list[str], encoding: str) -> dict[str, TextSet]:
+                            classes: list[str], encoding: str, skip_empty: bool = False) -> dict[str, TextSet]:
     _fetch_or_missing(title, {f: (_KIM_URL.format(f.name), sha256[s]) for s, f in files.items()})
-    return {split: read_label_lines(file, classes, encoding) for split, file in files.items()}
+    return {split: read_label_lines(file, classes, encoding, skip_empty) for split, file in files.items()}
 
 
 def load_sst2(root: str | os.PathLike) -> dict[str, TextSet]:
@@ -170,10 +173,11 @@ def load_custrev(root: str | os.PathLike) -> dict[str, TextSet]:
     the same sentiment task as SST-2 in another domain (products, not films).
 
     Returns:
-        ``all`` (3,775 sentences); classes ``negative``, ``positive``.
+        ``all``: 3,771 sentences (the file's 3,775 lines less 4 that hold a label and no
+        sentence); classes ``negative``, ``positive``.
     """
     files = {"all": Path(root) / "custrev" / "custrev.all"}
-    return _load_label_line_splits("CR", files, _CUSTREV_SHA256, SST2_CLASSES, "utf-8")
+    return _load_label_line_splits("CR", files, _CUSTREV_SHA256, SST2_CLASSES, "utf-8", skip_empty=True)
 
 
 def load_trec(root: str | os.PathLike) -> dict[str, TextSet]:
