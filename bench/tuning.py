@@ -18,6 +18,10 @@ A suite's ``[tuning]`` section names the entries whose configuration is chosen, 
     mlp = [{ merge_mlp = true }, { merge_mlp = false }]   # a table sets several parameters
     [tuning.hydra.task_space.cifar10-vit]                 # per-task replacement of some knobs
     heads_per_member = [2, 3]
+    [tuning.hydra.max_cost]           # optional: the cost that defines the entry, as ratios of the
+    params = 1.03                     # reference's analytic cost (axes: params, flops)
+    # optional, with max_cost: the best candidate above it is run as this entry
+    unconstrained = "hydra-unconstrained"    # (a key of [tuning.hydra], above max_cost)
 
 The rule reads only a result's ``val_metrics`` (``val/*`` on the 'val' split, ``ood_val/*`` on
 'ood_val'); objective keys outside those two prefixes are rejected when the suite is loaded, so
@@ -27,7 +31,17 @@ before validation was recorded) is not eligible; it is listed in the record as s
 
 ``coordinate`` visits the knobs in the declared order and keeps, for each, the value with the
 lowest objective given the values kept so far (1 + sum(len - 1) candidates); ``grid`` runs the
-product. Every candidate is an ordinary job whose result lives under
+product. With ``max_cost``, every candidate's analytic cost (``methods.flops``, from the
+method's ``inference_networks`` on the task's backbone; no training needed) is divided by the
+reference entry's: candidates above the limit still run and are recorded with their cost, but
+neither the search path nor the winner may take them; ``unconstrained`` names an entry that runs
+the best candidate above the limit, so that what the extra cost buys stays visible.
+
+``rows_only`` (``tune --rows-only``) runs only the chosen rows of complete records that hold the
+same rule, seeds, space and cost limit and whose winner was trained on the task's present
+training configuration (the fields that are not evaluation-only): after a change of what is only
+evaluated (a new OOD set), the rows are rerun and the search, which read validation data alone,
+is kept. Every candidate is an ordinary job whose result lives under
 ``<results>/tuning/runs/<suite>/<task>/<entry>--<hash>/``, so an interrupted tuning resumes and a
 finished one reruns nothing. The record of rule, space, candidates (validation numbers only),
 budget spent and winner is written to ``<results>/tuning/<suite>/<task>/<entry>.json``; the
@@ -41,16 +55,17 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from uqbench import methods
-from uqbench.bench import results
+from uqbench.bench import cost, results
 
 SEARCHES = ("coordinate", "grid")
 VAL_PREFIXES = ("val/", "ood_val/")
-_ENTRY_KEYS = {"method", "search", "fixed", "space", "task_space"}
+COST_AXES = ("params", "flops")  # analytic parameters and forward FLOPs per sample
+_ENTRY_KEYS = {"method", "search", "fixed", "space", "task_space", "max_cost", "unconstrained"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,8 @@ class Space:
     fixed: dict[str, Any]
     knobs: dict[str, list[Any]]  # ordered as declared
     task_knobs: dict[str, dict[str, list[Any]]]
+    max_cost: dict[str, float] = field(default_factory=dict)  # axis -> most x the reference's cost
+    unconstrained: str | None = None  # entry that runs the best candidate above max_cost
 
     def knobs_for(self, task: str) -> dict[str, list[Any]]:
         return {**self.knobs, **self.task_knobs.get(task, {})}
@@ -121,6 +138,11 @@ def parse(raw: Any, where: str, fixed_entries: list[str], tasks: list[str]) -> P
             continue
         spaces.append(_parse_space(entry, body, check, fixed_entries, tasks))
     check(bool(spaces), "no [tuning.<entry>] tables")
+    names = [n for sp in spaces for n in (sp.entry, sp.unconstrained) if n]
+    check(len(set(names)) == len(names) and not set(names) & set(fixed_entries),
+          f"entry names {names} must differ from each other and from the [methods.*] entries")
+    check(reference is not None or not any(sp.max_cost for sp in spaces),
+          "max_cost is a ratio to the reference entry: set reference = \"<entry>\"")
     return Protocol({k: float(v) for k, v in objective.items()}, seeds, spaces, reference, title)
 
 
@@ -152,7 +174,18 @@ def _parse_space(entry: str, body: Any, check, fixed_entries: list[str], tasks: 
         task_knobs[task] = knobs_of(table, f"[tuning.{entry}.task_space.{task}]")
         extra = sorted(set(task_knobs[task]) - set(knobs))
         check(not extra, f"[tuning.{entry}.task_space.{task}]: knobs {extra} are not in the space")
-    space = Space(entry, method, search, fixed, knobs, task_knobs)
+    max_cost = body.get("max_cost", {})
+    check(isinstance(max_cost, dict) and set(max_cost) <= set(COST_AXES),
+          f"[tuning.{entry}.max_cost] must be a table of {', '.join(COST_AXES)}")
+    for axis, limit in max_cost.items():
+        check(isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0,
+              f"[tuning.{entry}.max_cost]: {axis} must be a positive ratio to the reference's cost")
+    unconstrained = body.get("unconstrained")
+    check(unconstrained is None or (isinstance(unconstrained, str) and unconstrained and "--" not in unconstrained
+                                    and bool(max_cost)),
+          f"[tuning.{entry}]: unconstrained must be an entry name (without '--'), with a max_cost")
+    space = Space(entry, method, search, fixed, knobs, task_knobs,
+                  {k: float(v) for k, v in max_cost.items()}, unconstrained)
     for task in [None, *task_knobs]:  # every value must make a valid configuration
         for knob, values in space.knobs_for(task).items():
             for v in values:
@@ -217,10 +250,31 @@ def _jobs(suite, task, entry, seeds: list[int], root: Path, report, log,
     return [runner.attempt(suite, task, entry, seed, root, report, log=log, fields=fields) for seed in seeds]
 
 
+def cost_ratios(task, method: str, params: dict[str, Any], reference) -> dict[str, float]:
+    """Analytic cost (``COST_AXES``) of a configuration on ``task`` as multiples of the reference
+    entry's; raises ``ConfigError`` for a configuration the task's model cannot take."""
+    x = task.example_inputs(1)
+
+    def analytic(name: str, p: dict[str, Any]) -> dict[str, float]:
+        return cost.analytic(methods.create(name, **p).inference_networks(task.backbone_config), x)
+
+    a, r = analytic(method, params), analytic(reference.method, reference.params)
+    return {axis: a[f"analytic_{axis}"] / r[f"analytic_{axis}"] for axis in COST_AXES}
+
+
+def _choosable(row: dict) -> bool:
+    return row["objective"] is not None and row.get("within_max_cost", True)
+
+
+def _pick(row: dict | None) -> dict | None:
+    return None if row is None else {k: row[k] for k in ("name", "knobs", "params", "objective")}
+
+
 def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report, log=print,
-              save=None) -> dict:
+              save=None, reference=None) -> dict:
     """Run the search of ``space`` on ``task`` (candidates under ``root/tuning``); the record.
-    ``save(record)`` is called after every candidate (``complete`` false, no winner) and at the end."""
+    ``save(record)`` is called after every candidate (``complete`` false, no winner) and at the end.
+    ``reference`` (a ``MethodEntry``) is what ``max_cost`` is a ratio of."""
     from uqbench.bench.suite import MethodEntry
 
     seen: dict[str, dict] = {}
@@ -228,9 +282,9 @@ def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report,
 
     def record(complete: bool) -> dict:
         rows = list(seen.values())
-        eligible = [r for r in rows if r["objective"] is not None] if complete else []
-        winner = min(eligible, key=lambda r: r["objective"]) if eligible else None
-        return {
+        done = [r for r in rows if r["objective"] is not None] if complete else []
+        winner = min((r for r in done if _choosable(r)), key=lambda r: r["objective"], default=None)
+        out = {
             "schema": results.SCHEMA_VERSION, "suite": suite.name, "task": task.name, "entry": space.entry,
             "method": space.method, "complete": complete,
             "rule": {"objective": protocol.objective, "minimise": True, "seeds": protocol.seeds,
@@ -240,9 +294,14 @@ def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report,
             "budget": {"candidates": len(rows), "jobs": len(rows) * len(protocol.seeds),
                        "space_size": space_size(space, task.name), "wall_s": sum(r["wall_s"] for r in rows)},
             "candidates": rows,
-            "winner": None if winner is None else {"name": winner["name"], "knobs": winner["knobs"],
-                                                   "params": winner["params"], "objective": winner["objective"]},
+            "winner": _pick(winner),
         }
+        if space.max_cost:
+            above = [r for r in done if not r["within_max_cost"]]
+            out |= {"max_cost": space.max_cost, "unconstrained_entry": space.unconstrained,
+                    "unconstrained": _pick(min(above, key=lambda r: r["objective"], default=None))
+                    if space.unconstrained else None}
+        return out
 
     def evaluate(choice: dict[str, Any]) -> float | None:
         params = resolve(space, choice)
@@ -251,9 +310,13 @@ def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report,
             entry = MethodEntry(name, space.method, params)
             row = {"name": name, "knobs": choice, "params": params, "objective": None}
             try:
+                if space.max_cost:
+                    row["cost"] = cost_ratios(task, space.method, params, reference)
+                    row["within_max_cost"] = all(row["cost"][a] <= lim for a, lim in space.max_cost.items())
                 objs = _jobs(suite, task, entry, protocol.seeds, Path(root) / "tuning", report, log)
             except methods.ConfigError as e:  # e.g. more heads than this task's model has
                 objs, row["status"] = [], f"invalid: {e}"
+                row.pop("within_max_cost", None)
             done = [o for o in objs if o]
             vals = [objective_value(o.get("val_metrics", {}), protocol.objective) for o in done]
             if "status" in row:
@@ -271,7 +334,7 @@ def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report,
             seen[name] = row
             if save:
                 save(record(False))
-        return seen[name]["objective"]
+        return seen[name]["objective"] if _choosable(seen[name]) else None
 
     if space.search == "grid":
         for choice in choices(space, task.name):
@@ -280,18 +343,41 @@ def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report,
         current = {k: v[0] for k, v in knobs.items()}
         for knob, values in knobs.items():
             scored = [(evaluate({**current, knob: v}), i) for i, v in enumerate(values)]
-            best = min(((s, i) for s, i in scored if s is not None), default=(None, 0))
-            current[knob] = values[best[1]]
+            best = min(((s, i) for s, i in scored if s is not None), default=None)
+            if best is not None:  # else (no value chosen) the knob keeps its value
+                current[knob] = values[best[1]]
     out = record(True)
     if save:
         save(out)
     return out
 
 
+def reusable(path: Path, suite, task, space: Space, protocol: Protocol, root: Path) -> dict | None:
+    """The complete record at ``path`` when it is the search asked for (same rule, seeds, space,
+    fixed parameters and cost limit) and its winner was trained on the task's present training
+    configuration; else None."""
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    asked = json.loads(json.dumps({"rule": [protocol.objective, protocol.seeds], "search": space.search,
+                                   "fixed": space.fixed, "space": space.knobs_for(task.name),
+                                   "max_cost": space.max_cost or None, "unconstrained": space.unconstrained}))
+    held = {"rule": [rec["rule"]["objective"], rec["rule"]["seeds"]], "search": rec["search"], "fixed": rec["fixed"],
+            "space": rec["space"], "max_cost": rec.get("max_cost"), "unconstrained": rec.get("unconstrained_entry")}
+    if not rec.get("complete") or rec.get("winner") is None or held != asked:
+        return None
+    won = results.JobId(suite.name, task.name, rec["winner"]["name"], protocol.seeds[0]).path(Path(root) / "tuning")
+    if not won.exists():
+        return None
+    trained = results.read(won)["task_config"]
+    return rec if all(trained.get(k) == v for k, v in task.training_config.items()) else None
+
+
 def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entries: list[str] | None = None,
-               final: bool = True, device: str | None = None, log=print):
+               final: bool = True, device: str | None = None, log=print, rows_only: bool = False):
     """Tune every ``[tuning]`` entry of ``suite`` on every task with data, write the records,
-    and (``final``) run each winner on the suite's seeds as its entry. Returns a ``RunReport``."""
+    and (``final``) run each winner on the suite's seeds as its entry; with ``rows_only``, run the
+    rows of reusable complete records and search nothing. Returns a ``RunReport``."""
     from uqbench.bench import runner
     from uqbench.bench.data.root import MissingData
     from uqbench.bench.suite import MethodEntry, build_task
@@ -304,6 +390,7 @@ def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entr
     runner.clean_stale_temporaries(root / "tuning")
     report = runner.RunReport()
     spaces = [s for s in protocol.spaces if not only_entries or s.entry in only_entries]
+    reference = next((e for e in suite.methods if e.name == protocol.reference), None)
     for t_entry in suite.tasks:
         if only_tasks and t_entry.name not in only_tasks:
             continue
@@ -319,21 +406,34 @@ def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entr
                 report.skipped.append(f"{task.name}/{space.entry}")
                 continue
             path = record_path(root, suite.name, task.name, space.entry)
-            record = tune_task(suite, task, space, protocol, root, report, log, record_saver(path))
+            if rows_only:
+                record = reusable(path, suite, task, space, protocol, root)
+                if record is None:
+                    log(f"skipped {task.name}/{space.entry}: no complete record of this search on this training "
+                        f"configuration at {path}; run tune without --rows-only")
+                    report.skipped.append(f"{task.name}/{space.entry}")
+                    continue
+            else:
+                record = tune_task(suite, task, space, protocol, root, report, log, record_saver(path), reference)
             win = record["winner"]
             log(f"{task.name}/{space.entry}: {record['budget']['candidates']} candidates, winner "
                 f"{win['name'] if win else 'none'}")
-            if not final or win is None:
+            if not final:
                 continue
-            entry = MethodEntry(space.entry, space.method, win["params"])
-            summary = {"record": str(path.relative_to(root)), "winner": win["name"],
-                       "objective": protocol.objective, "candidates": record["budget"]["candidates"]}
-            # Each row is written with its link, so a search killed between seeds leaves no row
-            # without one; a reused row chosen by an earlier record is relinked.
-            seeds = suite.seeds_for(task.name)
-            rows = _jobs(suite, task, entry, seeds, root, report, log, {"tuning": summary})
-            for seed, obj in zip(seeds, rows):
-                if obj and obj.get("tuning") != summary:
-                    results.write(results.JobId(suite.name, task.name, entry.name, seed).path(root),
-                                  {**obj, "tuning": summary})
+            chosen = [(space.entry, win, "winner"), (space.unconstrained, record.get("unconstrained"), "unconstrained")]
+            for name, pick, choice in chosen:
+                if name and pick:
+                    summary = {"record": str(path.relative_to(root)), "winner": pick["name"], "choice": choice,
+                               "objective": protocol.objective, "candidates": record["budget"]["candidates"]}
+                    _rows(suite, task, MethodEntry(name, space.method, pick["params"]), summary, root, report, log)
     return report
+
+
+def _rows(suite, task, entry, summary: dict, root: Path, report, log) -> None:
+    """Run a chosen configuration on the task's seeds as ``entry``. Each row is written with its
+    link, so a search killed between seeds leaves no row without one; a reused row chosen by an
+    earlier record is relinked."""
+    seeds = suite.seeds_for(task.name)
+    for seed, obj in zip(seeds, _jobs(suite, task, entry, seeds, root, report, log, {"tuning": summary})):
+        if obj and obj.get("tuning") != summary:
+            results.write(results.JobId(suite.name, task.name, entry.name, seed).path(root), {**obj, "tuning": summary})

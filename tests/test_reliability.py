@@ -776,10 +776,22 @@ def test_write_validates_against_the_schema(tmp_path):
 
 def test_a_result_without_checkpoint_hashes_is_redone_on_resume(tmp_path):
     path = tmp_path / "seed0.json"
+    params = _ok_result()["params"]
     results.write(path, _ok_result())  # written before provenance named its checkpoints
-    assert not runner._finished(path, "abc")
+    assert not runner._finished(path, "abc", params)
     results.write(path, {**_ok_result(), "provenance": {"checkpoints": []}})
-    assert runner._finished(path, "abc") and not runner._finished(path, "other configuration")
+    assert runner._finished(path, "abc", params) and not runner._finished(path, "other configuration", params)
+
+
+def test_a_changed_code_default_makes_the_results_that_relied_on_it_stale(tmp_path):
+    path = tmp_path / "seed0.json"
+    params = {"method": "hydra", "finetune_frac": 0.25}
+    results.write(path, {**_ok_result(), "params": params, "provenance": {"checkpoints": []}})
+    assert runner._finished(path, "abc", params)
+    assert not runner._finished(path, "abc", {**params, "finetune_frac": 0.5})  # recorded: another value
+    assert runner._finished(path, "abc", {**params, "new_knob": 1})  # a parameter the result predates
+    entry = suite.MethodEntry("hydra-x", "hydra", {"merge_mlp": False})
+    assert runner.resolved_params(entry) == {"method": "hydra", **methods.create("hydra", merge_mlp=False).get_params()}
 
 
 def test_read_names_a_truncated_file(tmp_path):

@@ -156,7 +156,64 @@ def test_candidate_without_validation_metrics_is_not_eligible(tmp_path):
     assert rec["winner"] is None and {c["status"] for c in rec["candidates"]} == {"no validation metrics"}
 
 
+def test_a_cost_limit_bounds_the_path_and_the_winner_and_names_the_best_above_it(monkeypatch):
+    """Knob ``a``: 0 is cheap and poor, 1 over the limit and best, 2 cheap and fair; ``b`` only
+    tunes. The path keeps a = 2, the winner is within the limit, the best above it is recorded."""
+    space = tuning.Space("m", "hydra", "coordinate", {}, {"a": [0, 1, 2], "b": [0, 1]}, {}, {"params": 1.03}, "m-free")
+    protocol = tuning.Protocol({"val/nll": 1.0}, [0], [space], reference="single")
+    nll = {0: 3.0, 1: 1.0, 2: 2.0}
+    monkeypatch.setattr(tuning, "_jobs", lambda s, task, entry, *a: [
+        {"val_metrics": {"val/nll": nll[entry.params["a"]] - 0.1 * entry.params["b"]}, "wall": {"fit_s": 1.0, "eval_s": 0.0}}])
+    monkeypatch.setattr(tuning, "cost_ratios", lambda task, method, params, ref: {
+        "params": 1.5 if params["a"] == 1 else 1.0, "flops": 2.0})
+    rec = tuning.tune_task(SimpleNamespace(name="tiny"), SimpleNamespace(name="digits"), space, protocol, Path("."),
+                           runner.RunReport(), reference=SimpleNamespace(method="single", params={}))
+    assert rec["winner"]["knobs"] == {"a": 2, "b": 1}
+    assert rec["unconstrained"]["knobs"] == {"a": 1, "b": 0} and rec["unconstrained_entry"] == "m-free"
+    assert rec["max_cost"] == {"params": 1.03}
+    above = [c for c in rec["candidates"] if not c["within_max_cost"]]
+    assert [c["knobs"] for c in above] == [{"a": 1, "b": 0}] and above[0]["cost"] == {"params": 1.5, "flops": 2.0}
+
+
+COST_LIMIT = TUNING.replace('search = "grid"', 'search = "grid"\nunconstrained = "hydra-free"').replace(
+    "heads_per_member = [2, 3]", "heads_per_member = [2, 6]") + "[tuning.hydra.max_cost]\nparams = 1.1\n"
+
+
+def test_tune_with_a_cost_limit_runs_the_chosen_and_the_unconstrained_rows(tmp_path):
+    s = suite.load(str(write(tmp_path, COST_LIMIT)))
+    root = tmp_path / "res"
+    rep = tuning.tune_suite(s, root, log=lambda *_: None)
+    rec = json.loads(tuning.record_path(root, "tiny", "digits", "hydra").read_text())
+    costs = {(c["params"]["heads_per_member"], c["params"]["merge_mlp"]): c["cost"]["params"] for c in rec["candidates"]}
+    assert costs[(2, True)] < 1.1 < costs[(6, True)] and costs[(2, True)] < costs[(2, False)]
+    assert rec["winner"]["params"] == {"finetune_frac": 0.5, "heads_per_member": 2, "merge_mlp": True}
+    assert rec["unconstrained"]["params"] != rec["winner"]["params"]
+    assert not rep.failed and len(rep.done) == 4 + 2 * 2  # four candidates, then two entries on two seeds
+    for entry, choice in (("hydra", "winner"), ("hydra-free", "unconstrained")):
+        row = results.read(root / "runs" / "tiny" / "digits" / entry / "seed1.json")
+        assert row["tuning"]["choice"] == choice and row["tuning"]["winner"] == rec[choice]["name"]
+
+    # Rows only: the search is kept, the rows alone run again.
+    for row in (root / "runs" / "tiny").rglob("seed*.json"):
+        row.unlink()
+    rep = tuning.tune_suite(s, root, rows_only=True, log=lambda *_: None)
+    assert len(rep.done) == 4 and len(rep.reused) == 0
+    # ... but not on another training configuration: then it searches nothing and says so.
+    won = root / "tuning" / "runs" / "tiny" / "digits" / rec["winner"]["name"] / "seed0.json"
+    obj = results.read(won)
+    results.write(won, {**obj, "task_config": {**obj["task_config"], "epochs": 9}})
+    lines = []
+    rep = tuning.tune_suite(s, root, rows_only=True, log=lines.append)
+    assert rep.skipped == ["digits/hydra"] and rep.done == [] and "without --rows-only" in lines[-1]
+
+
 @pytest.mark.parametrize("block, needle", [
+    (COST_LIMIT.replace('reference = "single"\n', ""), "set reference"),
+    (COST_LIMIT.replace("params = 1.1", "latency = 1.1"), "must be a table of params, flops"),
+    (COST_LIMIT.replace("params = 1.1", "params = -1"), "positive ratio"),
+    (COST_LIMIT.replace("[tuning.hydra.max_cost]\nparams = 1.1\n", ""), "with a max_cost"),
+    (COST_LIMIT.replace('"hydra-free"', '"single"'), "must differ"),
+
     (TUNING.replace('"val/nll"', '"test/nll"'), "validation data only"),
     (TUNING.replace('search = "grid"', 'search = "random"'), "search must be one of"),
     (TUNING.replace("heads_per_member = [2, 3]", "heads_per_member = [0, 3]"), "heads_per_member = 0"),
