@@ -1,4 +1,4 @@
-"""Command line: ``python -m uqbench {run,tune,leaderboard,rescore,score,export,list,verify-data}`` (also ``uqbench``).
+"""Command line: ``python -m uqbench {run,tune,cost,leaderboard,rescore,score,export,list,verify-data}`` (also ``uqbench``).
 
 Bad input (unknown names, malformed suites, missing data roots, corrupt result files) ends with
 a one-line ``error: ...`` and exit status 2; nothing already written is touched.
@@ -120,6 +120,26 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return _report(f"tune {s.name}", rep)
 
 
+def _cmd_cost(args: argparse.Namespace) -> int:
+    import torch
+
+    from uqbench.bench import runner, suite, timing
+
+    results_folder(args.results)
+    s = suite.load(args.suite)
+    _check_names(s, args.tasks, None, "entry", [])
+    if args.threads:
+        s.threads = _count(args.threads, "--threads")
+    rounds = (_count(args.rounds_small, "--rounds-small") or 31, _count(args.rounds_large, "--rounds-large") or 11)
+    if min(rounds) < timing.MIN_ROUNDS:
+        raise ValueError(f"--rounds-small and --rounds-large must be at least {timing.MIN_ROUNDS}")
+    device = runner.resolve_device(args.device or "cpu")
+    written = timing.run(s, args.results, runner.checked_data_root(), device, getattr(torch, args.dtype),
+                         _split(args.tasks), rounds)
+    print(f"wrote {len(written)} cost files" + "".join(f"\n  {p}" for p in written))
+    return 0
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from uqbench.bench import report
 
@@ -218,6 +238,17 @@ def parser() -> argparse.ArgumentParser:
     for cmd in (r, t):
         cmd.add_argument("--threads", help="CPU threads to train and evaluate with (default: the "
                          "suite's); cost is measured with the suite's while other runners on this cache pause")
+    c = sub.add_parser("cost", help="time every entry of a suite's tasks side by side, from the architecture "
+                       "(random weights, no training), into results/cost/<suite>/<task>/<device>-<dtype>.json")
+    c.add_argument("--suite", required=True, help="suite name (bench/suites) or path to a .toml")
+    c.add_argument("--results", type=Path, default=RESULTS, help="where the tuning records are read and cost/ written")
+    c.add_argument("--tasks", help="comma-separated task names (default: all with data)")
+    c.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None, help="default: cpu")
+    c.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    c.add_argument("--threads", help="CPU threads (default: the suite's)")
+    c.add_argument("--rounds-small", help="rounds at the small batch (default 31)")
+    c.add_argument("--rounds-large", help="rounds at the large batch (default 11)")
+    c.set_defaults(fn=_cmd_cost)
     lb = sub.add_parser("leaderboard", help="rebuild leaderboard.md and .html, summary.csv, runs.json and figures")
     lb.add_argument("--results", type=Path, default=RESULTS)
     lb.add_argument("--out", help="the leaderboard file (default: leaderboard.md beside the results folder)")

@@ -55,7 +55,7 @@ def _rss_bytes() -> int:
 
 
 @contextlib.contextmanager
-def _peak_rss():
+def peak_rss():
     """Yields a dict that holds the peak RSS growth (bytes) once the block ends."""
     out = {"peak": 0}
     base = _rss_bytes()
@@ -91,7 +91,10 @@ def flops_per_sample(fn: Forward, x: Any, batch: int) -> float:
 
 
 def analytic(networks: list[tuple[dict, int]], x: Any, dtype: torch.dtype = torch.float32) -> dict[str, float]:
-    """The analytic cost (``methods.flops``) of a method's ``inference_networks`` on inputs like ``x``."""
+    """The analytic cost (``methods.flops``) of a method's ``inference_networks`` on inputs like
+    ``x``; empty for networks the analytic model does not describe (not stream transformers)."""
+    if not analytic_flops.describes(networks):
+        return {}
     a = analytic_flops.network_cost(networks, x, dtype)
     return {"analytic_flops": a["flops"], "analytic_params": a["params"], "param_bytes": a["param_bytes"]}
 
@@ -134,7 +137,7 @@ def measure(
         seconds = _timed(run, x_large, device, 1, max(3, repeats // 2))
         peak = torch.cuda.max_memory_allocated(device) - base
     else:
-        with _peak_rss() as mem:
+        with peak_rss() as mem:
             seconds = _timed(run, x_large, device, 1, max(3, repeats // 2))
         peak = mem["peak"]
     out = analytic(networks, x_small, dtype) if networks else {}

@@ -99,6 +99,11 @@ def parameter_count(config: Config) -> int:
     return count
 
 
+def describes(networks: list[tuple[Config, int]]) -> bool:
+    """Whether the analytic model covers these networks (stream transformers only)."""
+    return all("blocks" in cfg for cfg, _ in networks)
+
+
 def network_cost(networks: list[tuple[Config, int]], x: Any = None, dtype: torch.dtype = torch.float32) -> dict[str, float]:
     """Analytic cost of a method's inference: ``networks`` holds ``(config, runs per call)`` of
     each network it holds (``UQMethod.inference_networks``). Returns ``flops`` per sample (and

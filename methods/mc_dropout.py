@@ -45,7 +45,8 @@ class MCDropout(UQMethod):
         return self.samples
 
     def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
-        return [(backbone, self.samples)]  # dropout adds no matrix product
+        # the network fit builds: dropout adds no matrix product, but it takes time
+        return [({**backbone, "dropout": float(self.p), "attn_dropout": float(self.p)}, self.samples)]
 
     def fit(self, task: Task) -> MCDropout:
         """Build the backbone with dropout ``p``; train it when the task allows training."""

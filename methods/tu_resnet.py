@@ -88,18 +88,22 @@ class TUResNet(UQMethod):
     def build_network(cls, config: dict[str, Any]) -> nn.Module:
         return TUEnsemble(config)
 
+    def _config(self, in_channels: int, num_classes: int) -> dict[str, Any]:
+        return {"kind": self.kind, "arch": self.arch, "num_members": self.num_members,
+                "alpha": float(self.alpha), "gamma": self.gamma, "width": float(self.width),
+                "in_channels": in_channels, "num_classes": num_classes}
+
     def inference_networks(self, backbone: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
-        """None: the analytic cost model describes stream transformers; a CNN's FLOPs are the
-        ones ``torch.utils.flop_counter`` counts."""
-        return []
+        """The ResNet ensemble for the backbone's image channels and classes. It is no stream
+        transformer, so the analytic cost model leaves it out: its FLOPs are the ones
+        ``torch.utils.flop_counter`` counts."""
+        return [(self._config(backbone["embed"].get("in_chans", 3), backbone["head"]["num_classes"]), 1)]
 
     def fit(self, task: Task) -> TUResNet:
         """Build the ensemble for the task's image shape and classes, then train it."""
         self.validate()
         x, _ = next(iter(task.batches("train", task.seed, limit=1)))
-        config = {"kind": self.kind, "arch": self.arch, "num_members": self.num_members,
-                  "alpha": float(self.alpha), "gamma": self.gamma, "width": float(self.width),
-                  "in_channels": int(x.shape[1]), "num_classes": task.num_classes}
+        config = self._config(int(x.shape[1]), task.num_classes)
         torch.manual_seed(task.seed)
         try:
             model = TUEnsemble(config)

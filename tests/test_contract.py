@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from uqbench import methods
-from uqbench.bench import cost
+from uqbench.bench import cost, timing
 from uqbench.bench.tasks import create_task
 
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
@@ -156,6 +156,21 @@ def test_single_extra_finetune_changes_the_model(digits_task):
     tuned = methods.create("single", extra_finetune_frac=0.5).fit(digits_task).forward_members(x)
     torch.testing.assert_close(plain, again, rtol=0, atol=0)
     assert not torch.allclose(plain, tuned)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inference_networks_build_what_fit_made(name, fitted):
+    """The networks a method states (what ``python -m uqbench cost`` times, with random weights)
+    are the ones its fit made: same parameters, same output shape, same counted FLOPs."""
+    method, task = fitted[name]
+    c = timing.Costed(name, "entry", name, SMALL.get(name, {}), "suite",
+                      method.inference_networks(task.backbone(0).config))
+    rebuilt = timing.build(c, torch.device("cpu"), torch.float32)
+    x, _ = _batch(task, 4)
+    with torch.no_grad():
+        assert rebuilt.forward_members(x).shape == method.forward_members(x).shape
+        assert cost.flops_per_sample(rebuilt.forward_members, x, 4) == cost.flops_per_sample(method.forward_members, x, 4)
+    assert rebuilt.num_parameters() == method.num_parameters()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,0 +1,306 @@
+"""Side-by-side inference cost of a suite's entries, measured from their architecture.
+
+Inference cost depends on the architecture, not on the trained weights, so every entry of a
+task is built from its ``inference_networks(backbone_config)`` with random weights (no training,
+no checkpoint) and all of them are timed in one process, on the same inputs and threads,
+interleaved round by round: each round calls every network once in turn (the order reversed
+every other round, so that a drift of the machine's speed falls on all alike), and an entry's
+time ratio to the reference model is taken within each round. Timings taken at different
+moments or in different processes are not compared.
+
+Per entry: the median time at the small and at the large batch, the ratio to the reference's
+(the single model, ``claims.REFERENCE``) as the median of the per-round ratios with its 95 %
+distribution-free interval (order statistics of the median), peak memory, the counted
+parameters and FLOPs (analytic where the networks are stream transformers). A second copy of the
+reference is timed as a control, and the measurement is refused when the control, or any entry
+whose networks equal the reference's, does not read 1.00 within its interval: then the machine
+was too noisy to tell the entries apart. Tuned entries are read from their tuning records (the
+winner and, where declared, the best candidate above the cost limit); every candidate of those
+records is costed too, through the entry or candidate with the same networks.
+
+One file per suite, task, device and dtype: ``<results>/cost/<suite>/<task>/<device>-<dtype>.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from scipy.stats import binom
+from torch import nn
+
+from uqbench import methods
+from uqbench.bench import claims, cost, results, tuning
+from uqbench.bench.suite import MethodEntry, Suite
+
+CONTROL = "control"  # the second copy of the reference
+MIN_ROUNDS = 6  # fewer rounds give no 95 % interval of a median
+
+
+class MeasurementError(ValueError):
+    """A measurement that disagrees with itself (an identical network not at 1.00)."""
+
+
+@dataclass(frozen=True)
+class Costed:
+    """One set of networks to time: a suite entry, the control copy, or a tuning candidate."""
+
+    name: str
+    kind: str  # "entry", "control" or "candidate"
+    method: str
+    params: dict[str, Any]
+    source: str  # "suite", or the tuning record it was chosen by
+    networks: list[tuple[dict[str, Any], int]]
+
+    @property
+    def key(self) -> str:
+        """What the inference cost depends on: the networks and how often each runs."""
+        return hashlib.sha256(json.dumps(self.networks, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def path(root: Path, suite: str, task: str, device: str, dtype: str) -> Path:
+    return Path(root) / "cost" / suite / task / f"{device}-{dtype}.json"
+
+
+def load(root: Path) -> list[dict[str, Any]]:
+    """Every side-by-side cost file under ``root/cost/<suite>/<task>/``."""
+    return [json.loads(p.read_text()) for p in sorted((Path(root) / "cost").glob("*/*/*.json"))]
+
+
+def median_interval(values: list[float]) -> tuple[float, float, float]:
+    """The median and its 95 % distribution-free interval (order statistics: the ranks k and
+    n + 1 - k with P(Binomial(n, 1/2) < k) <= 2.5 %)."""
+    v, n = sorted(values), len(values)
+    if n < MIN_ROUNDS:
+        raise ValueError(f"{n} rounds give no 95 % interval of a median; take at least {MIN_ROUNDS}")
+    k = max(int(binom.ppf(0.025, n, 0.5)), 1)
+    while binom.cdf(k - 1, n, 0.5) > 0.025:
+        k -= 1
+    return statistics.median(v), v[k - 1], v[n - k]
+
+
+# -- what a task's entries are --------------------------------------------------------------
+def _applies(method: str, task) -> bool:
+    cls = methods.REGISTRY[method]
+    return task.modality in cls.modalities and (task.trainable or not cls.needs_training)
+
+
+def _costed(name: str, kind: str, method: str, params: dict, source: str, backbone: dict) -> Costed:
+    networks = methods.create(method, **params).inference_networks(backbone)
+    return Costed(name, kind, method, dict(params), source, [(dict(c), int(r)) for c, r in networks])
+
+
+def entries_of(suite: Suite, task, root: Path) -> tuple[list[Costed], list[dict[str, Any]], list[str]]:
+    """The task's entries (the reference first, the other fixed ones, those tuned from their
+    records, the reference's control copy last); the candidates of the records, each naming the entry or candidate it is timed as; and
+    notes on what could not be costed."""
+    backbone, notes = task.backbone_config, []
+    fixed = [e for e in suite.methods if _applies(e.method, task)]
+    ref = next((e for e in fixed if claims.role_of({"method": e.method, **e.params}) == claims.REFERENCE), None)
+    if ref is None:
+        raise ValueError(f"suite {suite.name}: task {task.name} has no entry of the reference "
+                         f"(`{claims.REFERENCE}` with its default hyper-parameters) to take cost ratios against")
+    out = [_costed(e.name, "entry", e.method, e.params, "suite", backbone) for e in [ref, *(e for e in fixed if e is not ref)]]
+    candidates = []
+    for space in (suite.tuning.spaces if suite.tuning else []):
+        record_file = tuning.record_path(root, suite.name, task.name, space.entry)
+        if not _applies(space.method, task):
+            continue
+        if not record_file.exists():
+            notes.append(f"{space.entry}: no tuning record at {record_file} yet")
+            continue
+        rec = json.loads(record_file.read_text())
+        source = str(record_file.relative_to(root))
+        for name, pick in ((space.entry, rec.get("winner")), (space.unconstrained, rec.get("unconstrained"))):
+            if name and pick:
+                out.append(_costed(name, "entry", space.method, pick["params"], source, backbone))
+        for c in rec["candidates"]:
+            try:
+                cand = _costed(c["name"], "candidate", space.method, c["params"], source, backbone)
+            except methods.ConfigError:
+                continue  # a candidate the task's model cannot take; the record says so
+            candidates.append({"entry": space.entry, "candidate": c["name"], "params": c["params"],
+                               "record": source, "_costed": cand})
+    out.append(_costed(CONTROL, CONTROL, ref.method, ref.params, "suite", backbone))
+    return out, candidates, notes
+
+
+# -- timing ---------------------------------------------------------------------------------
+def build(c: Costed, device: torch.device, dtype: torch.dtype, seed: int = 0) -> methods.UQMethod:
+    """The entry's method holding its networks with random weights, as ``load`` would rebuild
+    them, in eval mode on ``device`` at ``dtype``."""
+    method = methods.create(c.method, **c.params)
+    torch.manual_seed(seed)
+    method.models_ = nn.ModuleList(type(method).build_network(cfg) for cfg, _ in c.networks)
+    method._after_load()
+    method.to(device).eval()
+    if dtype != torch.float32:
+        method.models_.to(dtype)
+    return method
+
+
+def _cast(x: Any, dtype: torch.dtype) -> Any:
+    if isinstance(x, dict):
+        return x
+    return x.to(dtype) if x.is_floating_point() else x
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(fns: dict[str, Callable[[Any], Any]], x: Any, device: torch.device, rounds: int,
+                repeats: int = 1, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds of every ``fn(x)`` per round: each round calls every fn ``repeats`` times in turn
+    (the order reversed every other round) and keeps the median of its calls."""
+    names = list(fns)
+    with torch.no_grad():
+        for name in names:
+            for _ in range(warmup):
+                fns[name](x)
+        _sync(device)
+        out: dict[str, list[float]] = {n: [] for n in names}
+        for r in range(rounds):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                calls = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    fns[name](x)
+                    _sync(device)
+                    calls.append(time.perf_counter() - t0)
+                out[name].append(statistics.median(calls))
+    return out
+
+
+def _peak_mb(fn: Callable[[Any], Any], x: Any, device: torch.device) -> float:
+    with torch.no_grad():
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            fn(x)
+            return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        with cost.peak_rss() as mem:
+            fn(x)
+        return mem["peak"] / 2**20
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return os.uname().machine
+
+
+def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: torch.dtype,
+                 rounds: tuple[int, int] = (31, 11), log=print) -> dict[str, Any]:
+    """Time every entry of ``task`` side by side (``rounds`` at the small and the large batch);
+    the cost file's content. Raises ``MeasurementError`` when identical networks disagree."""
+    entries, candidates, notes = entries_of(suite, task, root)
+    timed = {c.name: c for c in entries}
+    by_key = {c.key: c.name for c in reversed(entries)}  # the first entry with these networks
+    for cand in candidates:
+        c = cand.pop("_costed")
+        if c.key not in by_key:
+            timed[c.name], by_key[c.key] = c, c.name
+        cand["timed_as"] = by_key[c.key]
+    if device.type == "cpu":
+        torch.set_num_threads(suite.threads)
+    small, large = suite.batch_sizes
+    xs = {b: _cast(task.example_inputs(b), dtype) for b in (small, large)}
+    built = {n: build(c, device, dtype) for n, c in timed.items()}
+    fns = {n: m.forward_members for n, m in built.items()}
+    load_start = os.getloadavg()[0] / (os.cpu_count() or 1)
+    log(f"{task.name}: timing {len(fns)} networks side by side, {rounds[0]} rounds at batch {small} "
+        f"and {rounds[1]} at batch {large} ({len(candidates)} tuning candidates among them)")
+    times = {small: interleaved(fns, xs[small], device, rounds[0], repeats=3),
+             large: interleaved(fns, xs[large], device, rounds[1], repeats=1)}
+    load_end = os.getloadavg()[0] / (os.cpu_count() or 1)
+    ref = entries[0].name
+    rows = []
+    for name, c in timed.items():
+        row = {"name": name, "kind": c.kind, "method": c.method, "params": c.params, "source": c.source,
+               "networks": c.key, "same_networks_as_reference": c.key == entries[0].key,
+               "members": built[name].num_members, "params_count": built[name].num_parameters()}
+        counted = cost.flops_per_sample(lambda x, f=fns[name]: f(x), xs[small], small)
+        row["flops"] = counted
+        row |= cost.analytic(c.networks, xs[small], dtype)
+        for label, b in (("small", small), ("large", large)):
+            ratios = [t / r for t, r in zip(times[b][name], times[b][ref])]
+            med, lo, hi = median_interval(ratios)
+            row[label] = {"batch": b, "median_s": statistics.median(times[b][name]), "ratio": med, "lo": lo, "hi": hi}
+        row["large"]["per_sample_s"] = row["large"]["median_s"] / large
+        row["peak_mem_mb"] = _peak_mb(fns[name], xs[large], device)
+        rows.append(row)
+    for row in rows:
+        if row["name"] != ref and row["same_networks_as_reference"]:
+            for label in ("small", "large"):
+                s = row[label]
+                if not s["lo"] <= 1.0 <= s["hi"]:
+                    raise MeasurementError(
+                        f"{task.name}: `{row['name']}` runs the same networks as `{ref}` but took "
+                        f"{s['ratio']:.3f} x its time at batch {s['batch']} (95 % interval [{s['lo']:.3f}, "
+                        f"{s['hi']:.3f}]): the machine was too noisy; nothing written, measure again when idle")
+    return {
+        "schema": results.SCHEMA_VERSION, "suite": suite.name, "task": task.name, "reference": ref,
+        "device": device.type, "device_name": _device_name(device), "dtype": str(dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads() if device.type == "cpu" else None,
+        "batch_sizes": [small, large], "rounds": list(rounds), "repeats_small": 3,
+        "cpu_load": {"start": load_start, "end": load_end},
+        "task_config": task.config, "provenance": results.provenance(str(device)),
+        "entries": rows, "candidates": candidates, "notes": notes,
+    }
+
+
+def run(suite: Suite, root: Path, droot: Path, device: torch.device, dtype: torch.dtype,
+        only_tasks: list[str] | None = None, rounds: tuple[int, int] = (31, 11), log=print) -> list[Path]:
+    """Measure every task of ``suite`` with data and write its cost file; the files written.
+    A task whose measurement disagrees with itself raises before its file is touched."""
+    from uqbench.bench.data.root import MissingData
+    from uqbench.bench.suite import build_task
+
+    written = []
+    for entry in suite.tasks:
+        if only_tasks and entry.name not in only_tasks:
+            continue
+        try:
+            task = build_task(entry, droot)
+        except MissingData as e:
+            log(f"skipped task {entry.name}: {e}")
+            continue
+        task.device = device
+        data = measure_task(suite, task, root, device, dtype, rounds, log)
+        out = path(root, suite.name, task.name, device.type, data["dtype"])
+        results.write_atomic(out, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        log(summary(data))
+        written.append(out)
+    return written
+
+
+def summary(data: dict[str, Any]) -> str:
+    """A plain-text table of a cost file's entries."""
+    b1, b2 = data["batch_sizes"]
+    lines = [f"{data['suite']} / {data['task']} on {data['device_name']} ({data['dtype']}, "
+             f"{data['threads']} threads), time x `{data['reference']}` with 95 % intervals:",
+             f"  {'entry':28s} {'batch ' + str(b1):>22s} {'batch ' + str(b2):>22s} {'params x':>9s}"]
+    ref = next(r for r in data["entries"] if r["name"] == data["reference"])
+    for r in data["entries"]:
+        if r["kind"] == "candidate":
+            continue
+        cells = [f"{r[k]['ratio']:.2f} [{r[k]['lo']:.2f}, {r[k]['hi']:.2f}]" for k in ("small", "large")]
+        lines.append(f"  {r['name']:28s} {cells[0]:>22s} {cells[1]:>22s} "
+                     f"{r['params_count'] / ref['params_count']:>9.2f}")
+    return "\n".join(lines)
+

@@ -1,0 +1,130 @@
+"""Side-by-side cost (``python -m uqbench cost``): networks built from the architecture, timed
+interleaved in one process; identical networks read 1.00, and a measurement that says otherwise
+is refused without touching the file already there."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_reliability import assert_bad_input
+
+from uqbench.bench import cli, suite, timing
+from uqbench.bench.tasks import create_task
+from uqbench.methods.transformer import StreamTransformer, vit_config
+
+SUITE = """[suite]
+threads = 1
+batch_sizes = [1, 32]
+
+[[tasks]]
+name = "digits"
+params = { dim = 24, depth = 2, heads = 6, epochs = 1, batch_size = 128 }
+
+[methods.single]
+[methods.single-ft]
+method = "single"
+extra_finetune_frac = 0.5
+[methods.deep_ensembles]
+num_members = 2
+[methods.hydra]
+"""
+
+
+def test_median_interval_takes_the_order_statistics_of_the_median():
+    values = [float(v) for v in range(1, 12)]  # n = 11: ranks 2 and 10 (P(Bin(11, 1/2) <= 1) = 0.6 %)
+    assert timing.median_interval(values[::-1]) == (6.0, 2.0, 10.0)
+    with pytest.raises(ValueError, match="at least 6"):
+        timing.median_interval(values[:5])
+    rng = np.random.default_rng(0)  # coverage of the true median 0 over many samples of 15
+    hits = [lo <= 0 <= hi for lo, hi in (timing.median_interval(list(rng.normal(size=15)))[1:] for _ in range(2000))]
+    assert 0.95 <= np.mean(hits) <= 0.985
+
+
+def test_two_identical_architectures_read_one_within_their_interval():
+    cfg = vit_config(img_size=16, patch=4, dim=48, depth=2, heads=4, num_classes=10)
+    torch.manual_seed(0)
+    a, b = StreamTransformer(cfg).eval(), StreamTransformer(cfg).eval()
+    x = torch.randn(16, 3, 16, 16)
+    times = timing.interleaved({"a": a, "b": b}, x, torch.device("cpu"), rounds=25, repeats=3)
+    med, lo, hi = timing.median_interval([t / r for t, r in zip(times["b"], times["a"])])
+    assert lo <= 1.0 <= hi and 0.8 < med < 1.25
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(SUITE)
+    return path
+
+
+def test_cost_command_end_to_end_on_a_tiny_task(tiny, tmp_path):
+    root = tmp_path / "res"
+    assert cli.main(["cost", "--suite", str(tiny), "--results", str(root), "--rounds-small", "9",
+                     "--rounds-large", "7"]) == 0
+    data = json.loads(timing.path(root, "tiny", "digits", "cpu", "float32").read_text())
+    rows = {r["name"]: r for r in data["entries"]}
+    assert list(rows) == ["single", "single-ft", "deep_ensembles", "hydra", "control"]
+    assert data["reference"] == "single" and data["threads"] == 1 and data["batch_sizes"] == [1, 32]
+    assert rows["single"]["small"]["ratio"] == 1.0 and rows["single-ft"]["same_networks_as_reference"]
+    for name in ("single-ft", "control"):
+        for b in ("small", "large"):
+            assert rows[name][b]["lo"] <= 1.0 <= rows[name][b]["hi"]
+    assert rows["deep_ensembles"]["params_count"] == 2 * rows["single"]["params_count"]
+    assert rows["deep_ensembles"]["flops"] == 2 * rows["single"]["flops"] == 2 * rows["single"]["analytic_flops"]
+    assert rows["deep_ensembles"]["members"] == 2 and rows["hydra"]["members"] == 3
+    assert rows["deep_ensembles"]["large"]["ratio"] > 1.3  # two networks take longer than one
+    assert set(data["cpu_load"]) == {"start", "end"} and data["provenance"]["device"] == "cpu"
+
+
+def test_tuning_candidates_are_costed_through_the_entry_with_their_networks(tmp_path):
+    from uqbench.bench import tuning
+
+    s = suite.load(str(_tuned_suite(tmp_path)))
+    task = create_task("digits", dim=24, depth=2, heads=6, epochs=1, batch_size=128)
+    root = tmp_path / "res"
+    rec = {"winner": {"params": {"heads_per_member": 2}}, "unconstrained": None, "candidates": [
+        {"name": "hydra--a", "params": {"heads_per_member": 2}}, {"name": "hydra--b", "params": {"heads_per_member": 6}},
+        {"name": "hydra--c", "params": {"heads_per_member": 9}}]}  # more heads than the model has: left out
+    path = tuning.record_path(root, s.name, "digits", "hydra")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(rec))
+    entries, candidates, notes = timing.entries_of(s, task, root)
+    assert [e.name for e in entries] == ["single", "hydra", "control"] and notes == []
+    assert [(c["candidate"], c["entry"]) for c in candidates] == [("hydra--a", "hydra"), ("hydra--b", "hydra")]
+    assert candidates[0]["_costed"].key == entries[1].key != candidates[1]["_costed"].key
+
+
+def _tuned_suite(tmp_path):
+    path = tmp_path / "tuned.toml"
+    path.write_text(SUITE.split("[methods.single-ft]")[0] + '[tuning]\nreference = "single"\n'
+                    'objective = { "val/nll" = 1.0 }\n[tuning.hydra]\n[tuning.hydra.space]\nheads_per_member = [2, 6]\n')
+    return path
+
+
+def test_a_measurement_that_disagrees_with_itself_is_refused_and_nothing_is_overwritten(tiny, tmp_path, capsys,
+                                                                                         monkeypatch):
+    root = tmp_path / "res"
+    kept = timing.path(root, "tiny", "digits", "cpu", "float32")
+    kept.parent.mkdir(parents=True)
+    kept.write_text("{}\n")
+
+    def noisy(fns, x, device, rounds, repeats=1, warmup=2):  # the control copy 30 % slower every round
+        return {n: [1.3 if n == timing.CONTROL else 1.0] * rounds for n in fns}
+
+    monkeypatch.setattr(timing, "interleaved", noisy)
+    assert_bad_input(capsys, ["cost", "--suite", str(tiny), "--results", str(root)], root,
+                     "runs the same networks as `single` but took 1.300 x")
+    assert kept.read_text() == "{}\n"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--tasks", "nope"], "unknown task of suite tiny 'nope'"),
+    (["--rounds-small", "3"], "at least 6"),
+    (["--threads", "0"], "--threads must be an integer >= 1"),
+])
+def test_cost_bad_input_is_one_line_exit_2(tiny, tmp_path, capsys, argv, needle):
+    root = tmp_path / "res"
+    assert_bad_input(capsys, ["cost", "--suite", str(tiny), "--results", str(root), *argv], root, needle)
