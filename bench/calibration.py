@@ -5,7 +5,9 @@ One temperature T > 0 per result (entry, task, seed) is fitted on the validation
 member's logits are divided by T before the softmax, and the prediction is the mean of the
 scaled members' softmaxes, as for the raw logits. T minimises the validation NLL of that averaged
 prediction: a bounded 1-D search (Brent) over log T in [``T_MIN``, ``T_MAX``], robust for
-ensembles, whose NLL need not be convex in 1 / T. For one member it is the fit of
+ensembles, whose NLL need not be convex in 1 / T. Where the validation split is classified
+without error by wide margins, its NLL keeps falling as T -> 0 and the fit stops at ``T_MIN``;
+the result then says so (``at_bound``): such a temperature sharpens the test predictions too. For one member it is the fit of
 torch-uncertainty's ``TemperatureScaler`` (LBFGS on 1 / T, unbounded), which cannot average
 scaled members; ``tests/test_calibration.py`` checks the two agree on single-model logits and
 that a known temperature is recovered.
@@ -16,6 +18,7 @@ retraining, and stored in the result file beside ``metrics`` as the field ``cali
 
     {"kind": "temperature", "fit": "val NLL",
      "temperature": 1.37,                 # T (logits are divided by it)
+     "at_bound": false,                   # T stopped at T_MIN or T_MAX
      "val_nll": [0.52, 0.47],             # validation NLL before and after scaling
      "metrics": {...}}                    # the keys of ``metrics``, from the scaled logits
 
@@ -41,7 +44,7 @@ from uqbench.bench import scoring
 KIND = "temperature"
 FIT = "val NLL"
 SUFFIX = " +TS"  # appended to the entry name of a calibrated variant
-T_MIN, T_MAX = 0.01, 100.0
+T_MIN, T_MAX = 0.05, 20.0
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -75,7 +78,8 @@ def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], near
         return {"kind": KIND, "reason": "the saved logits hold no 'val' split to fit a temperature on"}
     t = fit_temperature(logits["val"], labels["val"])
     scaled = scale(logits, t)
-    return {"kind": KIND, "fit": FIT, "temperature": t,
+    at_bound = min(abs(math.log(t / T_MIN)), abs(math.log(t / T_MAX))) < 1e-3
+    return {"kind": KIND, "fit": FIT, "temperature": t, "at_bound": at_bound,
             "val_nll": [nll(logits["val"], labels["val"], 1.0), nll(scaled["val"], labels["val"], 1.0)],
             "metrics": scoring.score(scaled, labels, tuple(near_ood))}
 

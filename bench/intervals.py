@@ -84,8 +84,9 @@ def scores(logits: dict[str, np.ndarray], labels: np.ndarray, near: tuple[str, .
     """``Scores`` from member logits ``{"test": (M, N, C), "ood/<set>": ...}`` and test labels; every
     OOD score kind of ``metrics.OOD_SCORES``."""
     scored = {k.removeprefix("ood/"): v for k, v in logits.items() if k == "test" or k.startswith("ood/")}
-    per_set = {k: metrics.ood_scores(softmax(v), v) for k, v in scored.items()}
-    p = softmax(scored["test"]).mean(0)
+    probs = {k: softmax(v) for k, v in scored.items()}
+    per_set = {k: metrics.ood_scores(probs[k], v) for k, v in scored.items()}
+    p = probs["test"].mean(0)
     y = np.asarray(labels, dtype=np.int64)
     rows = np.arange(y.size)
     onehot = np.zeros_like(p)

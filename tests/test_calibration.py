@@ -160,3 +160,46 @@ def test_an_older_scores_file_is_completed_and_lacks_calibrated_scores(tmp_path)
     back, _ = intervals.load_scores(verdicts.scores_file(path), calibrated=True)
     assert set(back.ood) == {"msp", "entropy", "mi", "energy", "maxlogit"}
     assert not math.isclose(back.nll.mean(), s.nll.mean())
+
+
+def test_rescore_adds_logit_scores_and_calibration_to_older_results(tmp_path, monkeypatch, capsys):
+    """Results written before these fields existed gain them from their logits: committed logits
+    with a 'val' split get a temperature, those without it the reason, and a result whose logits
+    stay in the cache gets its scores file completed."""
+    from uqbench.bench import cli
+
+    monkeypatch.setenv("UQBENCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "res"
+    rng = np.random.default_rng(10)
+    for entry, with_val, cached in (("a", True, False), ("b", False, False), ("c", True, True)):
+        logits, labels = _sets(rng, with_val=with_val)
+        ref = f"runs/s/toy/{entry}/seed0.logits.npz"
+        path = root / f"runs/s/toy/{entry}/seed0.json"
+        results.save_logits((tmp_path / "cache" / "logits" if cached else root) / ref, logits, labels)
+        old = _record(logits, labels, ("cache:" if cached else "") + ref)
+        old = {**{k: v for k, v in old.items() if k != "calibrated"}, "method": entry,
+               "metrics": {k: v for k, v in old["metrics"].items() if "energy" not in k and "maxlogit" not in k}}
+        results.write(path, old)
+        if cached:
+            s = intervals.scores(logits, labels["test"], ("near",))
+            intervals.save_scores(verdicts.scores_file(path), intervals.Scores(**{**s.__dict__, "ood": {"msp": s.msp}}),
+                                  intervals.signature(logits, labels["test"]))
+    assert cli.main(["rescore", "--results", str(root)]) == 0
+    assert "per-sample scores written" in capsys.readouterr().out
+    a, b, c = (results.read(root / f"runs/s/toy/{e}/seed0.json") for e in "abc")
+    for obj in (a, b, c):
+        assert {"ood_near/auroc_energy", "ood/far/auroc_maxlogit", "ood_mean/fpr95_energy"} <= set(obj["metrics"])
+    assert a["calibrated"]["temperature"] > 0 and set(a["calibrated"]["metrics"]) == set(a["metrics"])
+    assert "reason" in b["calibrated"] and calibration.calibrated_result(b) is None
+    back, _ = intervals.load_scores(verdicts.scores_file(root / "runs/s/toy/c/seed0.json"), calibrated=True)
+    assert set(back.ood) == set(scoring.metrics.OOD_SCORES)
+
+
+def test_a_perfectly_separated_validation_split_stops_at_the_lower_bound_and_says_so():
+    rng = np.random.default_rng(11)
+    logits, labels = _sets(rng, members=1)
+    labels["val"] = logits["val"][0].argmax(1)  # every validation sample right: NLL falls as T -> 0
+    cal = calibration.calibrate(logits, labels)
+    assert cal["at_bound"] and cal["temperature"] == pytest.approx(calibration.T_MIN, rel=1e-3)
+    logits, labels = _sets(rng)
+    assert not calibration.calibrate(logits, labels)["at_bound"]
