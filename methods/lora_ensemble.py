@@ -105,7 +105,7 @@ def fuse(backbone: StreamTransformer, members: list[StreamTransformer], rank: in
     M = len(members)
     fused = StreamTransformer(lora_ensemble_config(backbone.config, M, rank)).to(next(backbone.parameters()).device)
     state = {k: v for k, v in backbone.state_dict().items() if not k.startswith("head.")}
-    missing, _ = fused.load_state_dict(state, strict=False)
+    loaded = fused.load_state_dict(state, strict=False)
     for i, blk in enumerate(fused.blocks):
         for m, member in enumerate(members):
             mb = member.blocks[i]
@@ -116,9 +116,9 @@ def fuse(backbone: StreamTransformer, members: list[StreamTransformer], rank: in
             blk.proj.lora_a[m], blk.proj.lora_b[m] = a, b[None]
     fused.head.weight.copy_(torch.stack([m.head.weight[0] for m in members]))
     fused.head.bias.copy_(torch.stack([m.head.bias[0] for m in members]))
-    left = [k for k in missing if "lora_" not in k and not k.startswith("head.")]
+    left = [k for k in loaded.missing_keys if "lora_" not in k and not k.startswith("head.")] + loaded.unexpected_keys
     if left:
-        raise RuntimeError(f"fused LoRA-Ensemble lacks shared weights: {left[:3]}")
+        raise RuntimeError(f"backbone and fused LoRA-Ensemble do not match: {left[:3]}")
     return fused.eval()
 
 
