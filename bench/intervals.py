@@ -26,7 +26,10 @@ freedom.
 
 Metrics from logits: ``test/{acc,nll,brier,ece}`` and ``<group>/{auroc,fpr95}_msp`` for the
 groups ``ood_near``, ``ood_far``, ``ood_mean`` (the mean over the group's sets) and ``ood/<set>``,
-as defined in ``bench/metrics.py``; replicate 0 (unit weights) equals its values.
+as defined in ``bench/metrics.py``; replicate 0 (unit weights) equals its values. ``Scores`` keep
+every OOD score kind of ``metrics.OOD_SCORES`` per sample (so do the scores files, with the
+temperature-scaled quantities of ``bench.calibration`` under the prefix ``ts/``); the replicates
+use the max-probability score, the one the claims rest on.
 """
 
 from __future__ import annotations
@@ -68,14 +71,22 @@ class Scores:
     nll: np.ndarray  # (N,) -log p[label], clamped at metrics.EPS
     brier: np.ndarray  # (N,) squared error to the one-hot label
     bins: np.ndarray  # (N,) ECE bin of each sample
-    msp: dict[str, np.ndarray]  # OOD score (negated max probability) per set, "test" included
+    ood: dict[str, dict[str, np.ndarray]]  # OOD score kind -> set ("test" included) -> (N_set,) scores
     near: tuple[str, ...]  # names of the near-OOD sets
+
+    @property
+    def msp(self) -> dict[str, np.ndarray]:
+        """The max-probability OOD score per set (the one the claims use)."""
+        return self.ood["msp"]
 
 
 def scores(logits: dict[str, np.ndarray], labels: np.ndarray, near: tuple[str, ...] = ()) -> Scores:
-    """``Scores`` from member logits ``{"test": (M, N, C), "ood/<set>": ...}`` and test labels."""
-    mean = {k: softmax(v).mean(0) for k, v in logits.items() if k == "test" or k.startswith("ood/")}
-    p = mean["test"]
+    """``Scores`` from member logits ``{"test": (M, N, C), "ood/<set>": ...}`` and test labels; every
+    OOD score kind of ``metrics.OOD_SCORES``."""
+    scored = {k.removeprefix("ood/"): v for k, v in logits.items() if k == "test" or k.startswith("ood/")}
+    probs = {k: softmax(v) for k, v in scored.items()}
+    per_set = {k: metrics.ood_scores(probs[k], v) for k, v in scored.items()}
+    p = probs["test"].mean(0)
     y = np.asarray(labels, dtype=np.int64)
     rows = np.arange(y.size)
     onehot = np.zeros_like(p)
@@ -84,7 +95,7 @@ def scores(logits: dict[str, np.ndarray], labels: np.ndarray, near: tuple[str, .
     return Scores(
         acc=(p.argmax(1) == y).astype(np.float64), conf=conf,
         nll=-np.log(np.maximum(p[rows, y], metrics.EPS)), brier=((p - onehot) ** 2).sum(1),
-        bins=metrics.bin_index(conf), msp={k.removeprefix("ood/"): -v.max(1) for k, v in mean.items()},
+        bins=metrics.bin_index(conf), ood={kind: {k: v[kind] for k, v in per_set.items()} for kind in metrics.OOD_SCORES},
         near=tuple(near),
     )
 
@@ -100,26 +111,62 @@ def _scored_sizes(sizes) -> tuple:
     return tuple(sorted((k, n) for k, n in sizes if k not in VAL_SETS))
 
 
-def save_scores(path: Path, s: Scores, sig: tuple) -> None:
-    """Write ``s`` and its pairing signature: a few bytes per sample, small enough to commit where
-    the member logits are not (``load_scores`` reads it back)."""
-    arrays = {"acc": s.acc.astype(np.uint8), "conf": s.conf.astype(np.float32), "nll": s.nll.astype(np.float32),
-              "brier": s.brier.astype(np.float32), "bins": s.bins.astype(np.uint8),
-              "near": np.array(s.near, dtype=str), "crc": np.array(sig[0], dtype=np.int64),
+CALIBRATED = "ts/"  # prefix of the temperature-scaled arrays in a scores file
+
+
+class NoCalibratedScores(KeyError):
+    """A scores file written without temperature-scaled arrays (no fitted temperature, or older)."""
+
+
+_DTYPES = {"acc": np.uint8, "conf": np.float32, "nll": np.float32, "brier": np.float32, "bins": np.uint8}
+
+
+def _arrays(s: Scores, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {prefix + k: getattr(s, k).astype(t) for k, t in _DTYPES.items()}
+    out.update({f"{prefix}{kind}|{k}": v.astype(np.float32) for kind, sets in s.ood.items() for k, v in sets.items()})
+    return out
+
+
+def score_arrays(s: Scores, sig: tuple, calibrated: Scores | None = None,
+                 temperature: float | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a scores file: ``s`` and its pairing signature, and, for a result with a fitted
+    temperature, the same quantities of its temperature-scaled logits under the prefix ``ts/``."""
+    arrays = {**_arrays(s), "near": np.array(s.near, dtype=str), "crc": np.array(sig[0], dtype=np.int64),
               "sizes": np.array([n for _, n in sig[1]], dtype=np.int64), "sets": np.array([k for k, _ in sig[1]], dtype=str)}
-    arrays.update({f"msp|{k}": v.astype(np.float32) for k, v in s.msp.items()})
+    if calibrated is not None:
+        arrays.update(_arrays(calibrated, CALIBRATED))
+        arrays[CALIBRATED + "temperature"] = np.array(temperature, dtype=np.float64)
+    return arrays
+
+
+def save_scores(path: Path, s: Scores, sig: tuple, calibrated: Scores | None = None,
+                temperature: float | None = None) -> None:
+    """Write ``score_arrays``: a few bytes per sample, small enough to commit where the member
+    logits are not (``load_scores`` reads it back)."""
+    write_arrays(path, score_arrays(s, sig, calibrated, temperature))
+
+
+def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     results.write_atomic(path, buf.getvalue())
 
 
-def load_scores(path: Path) -> tuple[Scores, tuple]:
-    """``(Scores, signature)`` from a file of ``save_scores``."""
+def load_scores(path: Path, calibrated: bool = False) -> tuple[Scores, tuple]:
+    """``(Scores, signature)`` from a file of ``save_scores``; with ``calibrated``, those of the
+    temperature-scaled logits (``NoCalibratedScores`` where the file holds none). Score kinds the file
+    lacks (files written before they existed hold only ``msp``) are absent from ``ood``."""
+    pre = CALIBRATED if calibrated else ""
     with np.load(path) as z:
-        s = Scores(acc=z["acc"].astype(np.float64), conf=z["conf"].astype(np.float64),
-                   nll=z["nll"].astype(np.float64), brier=z["brier"].astype(np.float64),
-                   bins=z["bins"].astype(np.int64), near=tuple(str(n) for n in z["near"]),
-                   msp={k.split("|", 1)[1]: z[k].astype(np.float64) for k in z.files if k.startswith("msp|")})
+        if calibrated and pre + "acc" not in z.files:
+            raise NoCalibratedScores(f"{path} holds no temperature-scaled scores")
+        ood: dict[str, dict[str, np.ndarray]] = {}
+        for key in z.files:
+            kind, bar, name = key.removeprefix(pre).partition("|")
+            if bar and key.startswith(pre) and (calibrated or not key.startswith(CALIBRATED)):
+                ood.setdefault(kind, {})[name] = z[key].astype(np.float64)
+        s = Scores(**{k: z[pre + k].astype(np.int64 if k == "bins" else np.float64) for k in _DTYPES},
+                   ood=ood, near=tuple(str(n) for n in z["near"]))
         sig = (int(z["crc"]), _scored_sizes(zip((str(k) for k in z["sets"]), (int(n) for n in z["sizes"]))))
     return s, sig
 

@@ -33,7 +33,11 @@ Conventions (documented here once; the functions below follow them):
   ``entropy`` = entropy of the mean prediction (predictive entropy, natural
   log, 0 log 0 = 0); ``mi`` = predictive entropy - mean member entropy
   (mutual information), tiny negative round-off clamped to 0, exactly 0 for
-  M = 1.
+  M = 1. Two more need the member logits ``(M, B, C)`` the probabilities came
+  from, and use the *mean logits* z (the average of the members' logits):
+  ``energy`` = -logsumexp(z) (the negated free energy; Liu et al., 2020) and
+  ``maxlogit`` = -max(z) (Hendrycks et al., 2022). ``OOD_SCORES`` lists every
+  kind, in this order.
 * OOD detection metrics, per score, with the ID set from ``probs`` and the OOD
   set from ``ood_probs``:
   ``auroc_<score>`` = P(score_ood > score_id) + 0.5 * P(score_ood == score_id)
@@ -53,7 +57,9 @@ from typing import Any
 import numpy as np
 
 EPS = 1e-12
-OOD_SCORES = ("msp", "entropy", "mi")
+# Every OOD score kind (higher = more likely OOD); those in LOGIT_SCORES need the member logits.
+OOD_SCORES = ("msp", "entropy", "mi", "energy", "maxlogit")
+LOGIT_SCORES = ("energy", "maxlogit")
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -181,14 +187,31 @@ def risk_coverage_curve(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray
     return k / conf.size, risk
 
 
-def ood_scores(probs: Any) -> dict[str, np.ndarray]:
+def logit_scores(logits: Any) -> dict[str, np.ndarray]:
+    """Per-sample OOD scores from the mean of the member logits (higher = more likely OOD).
+
+    Args:
+        logits: Member logits, (M, B, C) or (B, C).
+
+    Returns:
+        Dict with ``energy`` (-logsumexp) and ``maxlogit`` (-max) arrays of shape (B,).
+    """
+    z = _as_members(logits, "logits").mean(axis=0)  # (B, C)
+    top = z.max(axis=1)
+    lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+    return {"energy": -lse, "maxlogit": -top}
+
+
+def ood_scores(probs: Any, logits: Any = None) -> dict[str, np.ndarray]:
     """Per-sample OOD scores (higher = more likely OOD).
 
     Args:
         probs: Member probabilities, (M, B, C) or (B, C).
+        logits: Optional member logits that ``probs`` are the softmax of, same shape.
 
     Returns:
-        Dict with ``msp``, ``entropy`` and ``mi`` arrays of shape (B,).
+        Dict with ``msp``, ``entropy`` and ``mi`` arrays of shape (B,), and with ``logits``
+        also ``energy`` and ``maxlogit``.
     """
     p = _as_members(probs, "probs")
     mean = p.mean(axis=0)
@@ -197,7 +220,12 @@ def ood_scores(probs: Any) -> dict[str, np.ndarray]:
         mi = np.zeros_like(predictive)
     else:
         mi = np.maximum(predictive - _entropy(p).mean(axis=0), 0.0)
-    return {"msp": -mean.max(axis=1), "entropy": predictive, "mi": mi}
+    out = {"msp": -mean.max(axis=1), "entropy": predictive, "mi": mi}
+    if logits is not None:
+        if _to_numpy(logits).shape != _to_numpy(probs).shape:
+            raise ValueError(f"logits have shape {_to_numpy(logits).shape}, probs {_to_numpy(probs).shape}")
+        out.update(logit_scores(logits))
+    return out
 
 
 def _auroc(id_scores: np.ndarray, ood: np.ndarray) -> float:
@@ -245,7 +273,8 @@ def _disagreement(p: np.ndarray) -> float:
     return float(np.mean(1.0 - agreeing / pairs))
 
 
-def compute(probs: Any, labels: Any, ood_probs: Any = None, n_bins: int = 15) -> dict[str, float]:
+def compute(probs: Any, labels: Any, ood_probs: Any = None, n_bins: int = 15,
+            logits: Any = None, ood_logits: Any = None) -> dict[str, float]:
     """Computes all metrics (conventions in the module docstring).
 
     Args:
@@ -254,11 +283,14 @@ def compute(probs: Any, labels: Any, ood_probs: Any = None, n_bins: int = 15) ->
         ood_probs: Optional OOD member probabilities, (M, B_ood, C) or (B_ood, C),
             with the same M and C as ``probs``.
         n_bins: Number of ECE bins.
+        logits, ood_logits: Optional member logits of the two sets (the softmax of each is
+            ``probs`` / ``ood_probs``); with both, the logit scores are scored too.
 
     Returns:
         ``acc``, ``nll``, ``brier``, ``ece``, ``aurc``, ``disagreement`` and, with
         ``ood_probs``, ``auroc_<s>``, ``aupr_<s>``, ``fpr95_<s>`` for s in
-        ``msp``, ``entropy``, ``mi``; all Python floats.
+        ``msp``, ``entropy``, ``mi`` (and ``energy``, ``maxlogit`` with both logits);
+        all Python floats.
 
     Raises:
         ValueError: On NaN/inf inputs or inconsistent shapes.
@@ -297,8 +329,10 @@ def compute(probs: Any, labels: Any, ood_probs: Any = None, n_bins: int = 15) ->
         "disagreement": _disagreement(p),
     }
     if q is not None:
-        id_scores, ood = ood_scores(p), ood_scores(q)
-        for name in OOD_SCORES:
+        both = logits is not None and ood_logits is not None
+        id_scores = ood_scores(p, logits if both else None)
+        ood = ood_scores(q, ood_logits if both else None)
+        for name in id_scores:
             out[f"auroc_{name}"] = _auroc(id_scores[name], ood[name])
             out[f"aupr_{name}"] = _aupr(id_scores[name], ood[name])
             out[f"fpr95_{name}"] = _fpr95(id_scores[name], ood[name])

@@ -2,13 +2,16 @@
 
 For every ``ok`` result under ``<results>/runs`` (or one suite), the member logits saved beside
 it (``results.logits_location``) are scored again with ``scoring.score`` and the result file is
-rewritten atomically with the new ``metrics`` and a ``sweep``: the headline metrics of the
-ensemble of its first M members, ``{"1": {...}, "2": {...}, ...}`` for M = 1 .. min(K,
-``max_members``). The runner scores the same float16-rounded logits it saves, so on unchanged
-code the recomputed metrics equal the stored ones exactly.
+rewritten atomically with the new ``metrics`` (every OOD score of ``metrics.OOD_SCORES``, so older
+results gain the newer scores), the temperature-scaled metrics (``calibrated``, see
+``bench.calibration``; results whose logits hold no 'val' split get the reason instead) and a
+``sweep``: the headline metrics of the ensemble of its first M members, ``{"1": {...}, "2": {...},
+...}`` for M = 1 .. min(K, ``max_members``). The runner scores the same float16-rounded logits it
+saves, so on unchanged code the recomputed metrics equal the stored ones exactly.
 
 Results whose logits stay in the cache also get the per-sample scores file that the paired
-intervals read (``verdicts.scores_file``), so that the leaderboard needs no cache.
+intervals read (``verdicts.scores_file``), so that the leaderboard needs no cache; one written by
+older code is rewritten with what it lacks (the newer OOD scores, the temperature-scaled arrays).
 
 Nothing is written until every file has been scored: damaged logits (NaN, unreadable) stop the
 command with the file and set named, and no result file is changed. Results whose logits are
@@ -20,7 +23,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from uqbench.bench import results, scoring, verdicts
+from uqbench.bench import calibration, results, scoring, verdicts
 
 HEADLINE = ("test/acc", "test/nll", "test/ece", "ood_mean/auroc_msp", "ood_mean/fpr95_msp", "shift/mean/acc")
 
@@ -41,9 +44,10 @@ def _score(path: Path, logits_path: Path, obj: dict, max_members: int | None) ->
         for m in range(1, top + 1):
             s = metric_values if m == k else scoring.score(logits, labels, near_ood=near, members=m)
             sweep[str(m)] = {key: s[key] for key in HEADLINE if key in s}
+        calibrated = calibration.calibrate(logits, labels, near)
     except ValueError as e:
         raise ValueError(f"{logits_path}: {e}") from None
-    out = {**obj, "metrics": metric_values, "sweep": sweep}
+    out = {**obj, "metrics": metric_values, "sweep": sweep, "calibrated": calibrated}
     if "val" in logits:
         out["val_metrics"] = scoring.score_val(logits, labels)
     results.validate(out, str(path))
@@ -71,8 +75,8 @@ def rescore(root: Path, suite: str | None = None, max_members: int | None = None
             log(f"{path}: logits {logits_path} are absent; left unchanged")
             continue
         new = _score(path, logits_path, obj, max_members)
-        if obj["logits"].startswith("cache:") and not verdicts.scores_file(path).is_file():
-            scores.append((path, logits_path, obj))
+        if obj["logits"].startswith("cache:"):
+            scores.append((path, logits_path, new))
         changed = sorted(k for k in set(new["metrics"]) | set(obj["metrics"])
                          if new["metrics"].get(k) != obj["metrics"].get(k))
         if changed:
@@ -82,6 +86,6 @@ def rescore(root: Path, suite: str | None = None, max_members: int | None = None
         results.write(path, obj)
     for path, logits_path, obj in scores:
         logits, labels = results.load_logits(logits_path)
-        verdicts.write_scores(path, logits, labels, tuple(obj.get("near_ood", [])))
-        log(f"{verdicts.scores_file(path)}: per-sample scores written (its logits stay in the cache)")
+        if verdicts.write_scores(path, logits, labels, tuple(obj.get("near_ood", [])), calibration.temperature(obj)):
+            log(f"{verdicts.scores_file(path)}: per-sample scores written (its logits stay in the cache)")
     return len(updates)

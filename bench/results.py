@@ -75,14 +75,22 @@ def validate(obj: Any, where: str) -> dict[str, Any]:
             raise ResultError(f"{where}: field {key!r} should be {typ.__name__}")
     if not isinstance(obj.get("val_metrics", {}), dict):
         raise ResultError(f"{where}: field 'val_metrics' should be dict")
-    for key in ("metrics", "val_metrics", "cost") if obj["status"] == "ok" else ():
-        for k, v in obj.get(key, {}).items():
+    cal = obj.get("calibrated", {})
+    if not isinstance(cal, dict) or (cal and not isinstance(cal.get("metrics", cal.get("reason")), (dict, str))):
+        raise ResultError(f"{where}: field 'calibrated' should be a dict with 'metrics' or a 'reason'")
+    t = cal.get("temperature", 1.0)
+    if "metrics" in cal and (not isinstance(t, (int, float)) or isinstance(t, bool) or not t > 0):
+        raise ResultError(f"{where}: calibrated temperature {t!r} is not a positive number")
+    tables = {"metrics": obj.get("metrics", {}), "val_metrics": obj.get("val_metrics", {}), "cost": obj.get("cost", {}),
+              "calibrated metrics": cal.get("metrics", {})}
+    for key, table in tables.items() if obj["status"] == "ok" else ():
+        for k, v in table.items():
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 if key == "cost" and isinstance(v, str):
                     continue
                 raise ResultError(f"{where}: {key}[{k!r}] is not a number")
             if isinstance(v, float) and math.isnan(v) and key != "cost":
-                raise ResultError(f"{where}: metrics[{k!r}] is NaN")
+                raise ResultError(f"{where}: {key}[{k!r}] is NaN")
     return obj
 
 

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from uqbench import methods
-from uqbench.bench import cost, dist, locks, results, scoring, verdicts
+from uqbench.bench import calibration, cost, dist, locks, results, scoring, verdicts
 from uqbench.bench.data.root import MissingData, data_root
 from uqbench.bench.results import JobId, ResultError
 from uqbench.bench.suite import MethodEntry, Suite, build_task
@@ -72,7 +72,8 @@ def evaluate(forward: Callable[[Inputs], torch.Tensor], task: SupervisedTask) ->
 def make_record(task: SupervisedTask, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
                 root: Path | None = None, path: Path | None = None, **fields) -> dict:
     """The result object of member logits of every evaluated set: metrics of the float16-rounded
-    logits (those saved, so that ``rescore`` reproduces every number) and the task's facts, plus
+    logits (those saved, so that ``rescore`` reproduces every number), the same after temperature
+    scaling fitted on the 'val' split (``calibrated``, see ``bench.calibration``) and the task's facts, plus
     ``fields`` (suite, method, seed, params, config_hash, cost, wall, ...). With ``root``, the
     logits are saved beside ``path`` (or in the cache when large) and the result is written."""
     logits = {k: v.astype(np.float16).astype(np.float32) for k, v in logits.items()}
@@ -81,6 +82,7 @@ def make_record(task: SupervisedTask, logits: dict[str, np.ndarray], labels: dic
     obj = {
         "schema": results.SCHEMA_VERSION, "status": "ok", "task": task.name, "task_config": task.config,
         "metrics": scoring.score(logits, labels, task.near_ood), "val_metrics": scoring.score_val(logits, labels),
+        "calibrated": calibration.calibrate(logits, labels, task.near_ood),
         "extra": {}, "logits": "", "near_ood": list(task.near_ood), "notes": task.notes, **fields,
     }
     if root is None:
@@ -94,7 +96,8 @@ def make_record(task: SupervisedTask, logits: dict[str, np.ndarray], labels: dic
         dest.parent.mkdir(parents=True, exist_ok=True)
         logits_path.replace(dest)
         obj["logits"] = f"cache:{rel}"
-        verdicts.write_scores(path, logits, labels, task.near_ood)  # so that intervals need no cache
+        # so that intervals need no cache
+        verdicts.write_scores(path, logits, labels, task.near_ood, calibration.temperature(obj))
     results.write(path, obj)
     return obj
 

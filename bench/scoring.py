@@ -1,7 +1,7 @@
 """From member logits of every evaluated set to the flat metric dict of a result file.
 
 Keys: ``test/<metric>`` (in-distribution), ``ood/<set>/<metric>`` (each OOD set against the
-in-distribution test set), ``ood_near/…``, ``ood_far/…`` and ``ood_mean/…`` (averages over
+in-distribution test set, ``{auroc,aupr,fpr95}_<score>`` for every score of ``metrics.OOD_SCORES``), ``ood_near/…``, ``ood_far/…`` and ``ood_mean/…`` (averages over
 sets), ``shift/<corruption>/<severity>/{acc,nll,ece}`` and their means ``shift/mean/…`` and
 ``shift/sev<k>/…``. Used by the runner and by ``rescore`` alike.
 
@@ -46,7 +46,8 @@ def score(
     sl = slice(None) if members is None else slice(0, members)
     for name, x in logits.items():
         metrics.check_finite(x, f"logits of set {name!r}")
-    probs = {k: softmax(v[sl]) for k, v in logits.items()}
+    logits = {k: v[sl] for k, v in logits.items()}
+    probs = {k: softmax(v) for k, v in logits.items()}
     test = probs["test"]
     out = {f"test/{k}": v for k, v in metrics.compute(test, labels["test"]).items() if k in _ID_KEYS}
     near, far = [], []
@@ -56,7 +57,7 @@ def score(
             continue
         kind, _, rest = name.partition("/")
         if kind == "ood":
-            m = metrics.compute(test, labels["test"], ood_probs=p)
+            m = metrics.compute(test, labels["test"], ood_probs=p, logits=logits["test"], ood_logits=logits[name])
             m = {k: v for k, v in m.items() if k not in _ID_KEYS}
             out.update({f"ood/{rest}/{k}": v for k, v in m.items()})
             (near if rest in near_ood else far).append(m)

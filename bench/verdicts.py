@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from uqbench.bench import claims, intervals, results
+from uqbench.bench import calibration, claims, intervals, results
 
 SUITE_RANK = ("paper", "gpu", "standard", "quick")  # most authoritative first
 
@@ -39,28 +39,44 @@ def scores_file(result: str | Path) -> Path:
     return Path(result).with_suffix(".scores.npz")
 
 
-def write_scores(path: Path, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], near: tuple) -> None:
-    """Commit what the paired bootstrap needs of a result whose logits are too large to commit."""
-    s = intervals.scores(logits, labels["test"], tuple(near))
-    intervals.save_scores(scores_file(path), s, intervals.signature(logits, labels["test"]))
+def write_scores(path: Path, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], near: tuple,
+                 temperature: float | None = None) -> bool:
+    """Commit what the paired bootstrap needs of a result whose logits are too large to commit, with
+    the temperature-scaled quantities where the result has a fitted ``temperature``. Writes only
+    where the file is absent or holds other arrays; returns whether it wrote."""
+    y, near = labels["test"], tuple(near)
+    cal = None if temperature is None else intervals.scores(calibration.scale(logits, temperature), y, near)
+    new = intervals.score_arrays(intervals.scores(logits, y, near), intervals.signature(logits, y), cal, temperature)
+    target = scores_file(path)
+    if target.is_file():
+        try:
+            with np.load(target) as z:
+                if set(z.files) == set(new) and all(np.array_equal(z[k], v) for k, v in new.items()):
+                    return False
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            pass  # a damaged file is replaced
+    intervals.write_arrays(target, new)
+    return True
 
 
 class Evidence:
     """Bootstrap replicates of each job's metrics from its saved logits under ``root`` (None: read
-    no logits), computed once per job."""
+    no logits), computed once per job. A job's calibrated variant (``calibration.calibrated_result``,
+    marked by ``post_hoc``) is scored from its temperature-scaled logits or scores."""
 
     def __init__(self, root: Path | None, n_boot: int = intervals.N_BOOT) -> None:
         self.root = None if root is None else Path(root)
         self.resampler = intervals.Resampler(n_boot)
-        self._done: dict[str, tuple[dict[str, np.ndarray], tuple] | str] = {}
+        self._done: dict[tuple[str, float | None], tuple[dict[str, np.ndarray], tuple] | str] = {}
 
     def replicates(self, job: dict) -> tuple[dict[str, np.ndarray], tuple] | str:
         """(replicates by metric key, signature of the evaluated samples), or why there are none."""
-        if job["_path"] not in self._done:
-            self._done[job["_path"]] = self._compute(job)
-        return self._done[job["_path"]]
+        key = (job["_path"], job.get("post_hoc", {}).get("temperature"))
+        if key not in self._done:
+            self._done[key] = self._compute(job, key[1])
+        return self._done[key]
 
-    def _compute(self, job: dict) -> tuple[dict[str, np.ndarray], tuple] | str:
+    def _compute(self, job: dict, temperature: float | None) -> tuple[dict[str, np.ndarray], tuple] | str:
         if self.root is None:
             return "logits not read"
         if job["logits"].startswith("cache:"):
@@ -68,7 +84,9 @@ class Evidence:
             if not scores_path.is_file():
                 return "logits kept only in the local cache"
             try:
-                s, signature = intervals.load_scores(scores_path)
+                s, signature = intervals.load_scores(scores_path, calibrated=temperature is not None)
+            except intervals.NoCalibratedScores:
+                return "scores file without temperature-scaled scores"
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
                 raise results.ResultError(f"{scores_path}: unreadable scores ({type(e).__name__}: {e})") from None
             return intervals.replicates(s, self.resampler), signature
@@ -77,7 +95,8 @@ class Evidence:
             return "logits file absent"
         try:
             logits, labels = results.load_logits(path)
-            s = intervals.scores(logits, labels["test"], tuple(job.get("near_ood", [])))
+            scored = logits if temperature is None else calibration.scale(logits, temperature)
+            s = intervals.scores(scored, labels["test"], tuple(job.get("near_ood", [])))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise results.ResultError(f"{path}: unreadable logits ({type(e).__name__}: {e})") from None
         return intervals.replicates(s, self.resampler), intervals.signature(logits, labels["test"])

@@ -16,5 +16,6 @@ from uqbench.methods import batch_ensemble  # noqa: F401,E402
 from uqbench.methods import packed  # noqa: F401,E402
 from uqbench.methods import hydra  # noqa: F401,E402
 from uqbench.methods import tu_resnet  # noqa: F401,E402
+from uqbench.methods import lora_ensemble  # noqa: F401,E402
 
 __all__ = ["REGISTRY", "ConfigError", "Task", "UQMethod", "create", "load", "register"]

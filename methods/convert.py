@@ -1,9 +1,10 @@
 """Helpers that turn a single-model ``StreamTransformer`` into an ensemble-shaped one.
 
-Used by BatchEnsemble (``methods.batch_ensemble``) and Packed-Ensembles (``methods.packed``):
+Used by BatchEnsemble (``methods.batch_ensemble``), Packed-Ensembles (``methods.packed``) and
+LoRA-Ensemble (``methods.lora_ensemble``):
 
-* ``batch_ensemble_config`` / ``packed_config`` derive an ensemble config from a backbone's
-  config (the backbone must be a single model: one member per block and head);
+* ``batch_ensemble_config`` / ``packed_config`` / ``lora_ensemble_config`` derive an ensemble
+  config from a backbone's config (the backbone must be a single model: one member per block and head);
 * ``copy_broadcast`` copies a single model's weights into a model whose layers have M members
   (shared slow weights of ``BatchLinear`` and per-member copies of biases/norms/heads);
 * ``init_fast_weights`` initialises BatchEnsemble's rank-1 fast weights.
@@ -55,6 +56,17 @@ def batch_ensemble_config(cfg: dict[str, Any], members: int) -> dict[str, Any]:
         {"heads": [h] * members, "linear": "batch", "mlp_members": 1, "norm_members": 1} for h in heads
     ]
     out["head"] = {**out["head"], "members": members, "linear": "batch"}
+    return out
+
+
+def lora_ensemble_config(cfg: dict[str, Any], members: int, rank: int) -> dict[str, Any]:
+    """LoRA-Ensemble version of a single-model config: every block keeps its heads for each of the
+    ``members`` streams, with Q/K/V and output projections shared plus a rank-``rank`` adapter per
+    member (``lora_rank``); MLP, norms and embedding stay shared; one head per member."""
+    heads = _single_heads(cfg)
+    out = copy.deepcopy(cfg)
+    out["blocks"] = [{"heads": [h] * members, "lora_rank": rank, "mlp_members": 1, "norm_members": 1} for h in heads]
+    out["head"] = {**out["head"], "members": members, "linear": "grouped"}
     return out
 
 

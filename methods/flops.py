@@ -10,7 +10,9 @@ streams counts S times.
 
 Per sample, with N tokens, width D, head dimension d, H (padded) heads per member, MLP width F
 and S streams through a block: Q/K/V ``2 S N D 3Hd``, scores and weighted values ``4 S H N^2 d``,
-output projection ``2 S N Hd D``, MLP ``4 S N D F``; plus the patch embedding and the head.
+output projection ``2 S N Hd D``, MLP ``4 S N D F``; plus the patch embedding and the head. A
+block with rank-r adapters (``lora_rank``, LoRA-Ensemble) adds ``2 S N r (3D + 3Hd)`` for Q/K/V
+and ``2 S N r (Hd + D)`` for the output projection (part ``adapters``).
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ def _streams(block: Config, incoming: int) -> int:
 
 def forward_flops(config: Config, n_tokens: int) -> dict[str, float]:
     """FLOPs per sample of one forward pass, by part (``embed``, ``qkv``, ``attention``,
-    ``proj``, ``mlp``, ``head``) and ``total``."""
+    ``proj``, ``mlp``, ``adapters``, ``head``) and ``total``."""
     c, N = config, n_tokens
     e = c["embed"]
-    out = dict.fromkeys(("embed", "qkv", "attention", "proj", "mlp", "head"), 0.0)
+    out = dict.fromkeys(("embed", "qkv", "attention", "proj", "mlp", "adapters", "head"), 0.0)
     if e["kind"] == "patch":
         grid = (e["img_size"] // e["patch"]) ** 2
         out["embed"] = 2.0 * grid * e.get("in_chans", 3) * e["patch"] ** 2 * e["dim"]
@@ -56,6 +58,7 @@ def forward_flops(config: Config, n_tokens: int) -> dict[str, float]:
         out["attention"] += 4.0 * s * N * N * Hd
         out["proj"] += 2.0 * s * N * Hd * D
         out["mlp"] += 4.0 * s * N * D * F
+        out["adapters"] += 2.0 * s * N * b.get("lora_rank", 0) * (4 * D + 4 * Hd)
     h = c["head"]
     s = max(s, h["members"])
     if h["kind"] == "zeroshot":
@@ -66,7 +69,11 @@ def forward_flops(config: Config, n_tokens: int) -> dict[str, float]:
     return out
 
 
-def _linear_params(kind: str, n_in: int, n_out: int, members: int, bias: bool = True) -> int:
+def _linear_params(kind: str, n_in: int, n_out: int, members: int, bias: bool = True, lora: tuple[int, int] = (0, 1)
+                   ) -> int:
+    rank, groups = lora
+    if rank:  # one shared weight and bias, a rank-r adapter per member and group
+        return n_in * n_out + (n_out if bias else 0) + members * rank * (groups * n_in + n_out)
     if kind == "batch" and members > 1:  # shared weight, rank-1 fast weights, bias per member
         return n_in * n_out + members * (n_in + n_out) + (members * n_out if bias else 0)
     return members * (n_in * n_out + (n_out if bias else 0))
@@ -88,7 +95,8 @@ def parameter_count(config: Config) -> int:
         Hd = max(max(b["heads"]), 1) * d
         mlp_m = b.get("mlp_members", 1) if kind == "grouped" else m
         count += 2 * D * (b.get("norm_members", m) + b.get("norm1_members", b.get("norm_members", m)))
-        count += _linear_params(kind, D, 3 * Hd, m, c.get("qkv_bias", True)) + _linear_params(kind, Hd, D, m)
+        r = b.get("lora_rank", 0)
+        count += _linear_params(kind, D, 3 * Hd, m, c.get("qkv_bias", True), (r, 3)) + _linear_params(kind, Hd, D, m, lora=(r, 1))
         count += _linear_params(kind, D, F, mlp_m) + _linear_params(kind, F, D, mlp_m)
     count += 2 * D * (c.get("final_norm") or 0)
     h = c["head"]

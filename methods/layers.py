@@ -66,6 +66,45 @@ class StreamLinear(nn.Module):
         return y.view(*x.shape[:-1], self.out_features)
 
 
+class LoraLinear(nn.Module):
+    """A linear map shared by every stream plus a low-rank adapter per member (LoRA-Ensemble):
+    member m computes ``x W^T + b + (x A_m^T) B_m^T``.
+
+    The shared weight and bias are stored like a one-member ``StreamLinear`` (``(1, out, in)``,
+    ``(1, out)``). The output may be ``groups`` projections side by side (Q, K and V): each gets an
+    adapter of its own, ``lora_a`` ``(M, groups * rank, in)`` and ``lora_b`` ``(M, groups, out /
+    groups, rank)``, applied as batched products (no block-diagonal matrix). An adapter's scaling
+    is folded into ``lora_b``. The shared product runs on every stream, so the layer costs M times
+    the single layer plus the adapters.
+    """
+
+    def __init__(self, in_features: int, out_features: int, members: int, rank: int, groups: int = 1,
+                 bias: bool = True):
+        super().__init__()
+        if out_features % groups:
+            raise ValueError(f"{out_features} outputs do not split into {groups} groups")
+        self.in_features, self.out_features, self.members = in_features, out_features, members
+        self.rank, self.groups = rank, groups
+        self.weight = nn.Parameter(torch.empty(1, out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(1, out_features)) if bias else None
+        self.lora_a = nn.Parameter(torch.empty(members, groups * rank, in_features))
+        self.lora_b = nn.Parameter(torch.zeros(members, groups, out_features // groups, rank))
+        bound = 1 / math.sqrt(in_features)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.lora_a, -bound, bound)  # with B = 0 every member starts as the shared layer
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = _expand_streams(x, self.members)
+        y = F.linear(x, self.weight[0], None if self.bias is None else self.bias[0])  # (M, ..., out)
+        M, g, r = self.members, self.groups, self.rank
+        flat = x.reshape(M, -1, self.in_features)  # (M, L, in)
+        L = flat.shape[1]
+        u = torch.bmm(flat, self.lora_a.transpose(1, 2))  # (M, L, g r)
+        u = u.view(M, L, g, r).transpose(1, 2).reshape(M * g, L, r)  # (M g, L, r)
+        d = torch.bmm(u, self.lora_b.view(M * g, -1, r).transpose(1, 2))  # (M g, L, out / g)
+        return y + d.view(M, g, L, -1).transpose(1, 2).reshape(y.shape)
+
+
 class BatchLinear(nn.Module):
     """BatchEnsemble linear layer (Wen et al., 2020): one shared slow weight W and, per
     member m, rank-1 fast weights so that W_m = W * (s_m r_m^T), plus a bias per member.

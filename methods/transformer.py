@@ -15,6 +15,8 @@ Block config keys (all but ``heads`` optional):
     norm1_members: the first norm's, where it differs (a pre-norm block whose members' affine
                   transforms were folded into their Q/K/V projections has a plain norm: 1).
     linear:       "grouped" (a weight per member) or "batch" (BatchEnsemble rank-1 fast weights).
+    lora_rank:    r > 0: Q/K/V and the output projection are one weight shared by the members
+                  plus a rank-r adapter per member (one each for Q, K and V; LoRA-Ensemble).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from uqbench.methods.layers import BatchLinear, PatchEmbed, StreamLinear, StreamNorm, TextEmbed, ZeroShotHead
+from uqbench.methods.layers import (BatchLinear, LoraLinear, PatchEmbed, StreamLinear, StreamNorm, TextEmbed,
+                                    ZeroShotHead)
 
 ACTIVATIONS = {
     "gelu": F.gelu,
@@ -36,7 +39,11 @@ ACTIVATIONS = {
 }
 
 
-def _linear(kind: str, in_f: int, out_f: int, members: int, bias: bool = True) -> nn.Module:
+def _linear(kind: str, in_f: int, out_f: int, members: int, bias: bool = True, lora: tuple[int, int] = (0, 1)
+            ) -> nn.Module:
+    """The linear layer of a layout; ``lora`` = (rank, groups) of per-member adapters (rank 0: none)."""
+    if lora[0]:
+        return LoraLinear(in_f, out_f, members, lora[0], lora[1], bias)
     if kind == "batch" and members > 1:
         return BatchLinear(in_f, out_f, members, bias)
     return StreamLinear(in_f, out_f, members, bias)
@@ -62,8 +69,9 @@ class StreamBlock(nn.Module):
         self.mc_dropout = False  # when True, dropout fires in eval mode too (MC Dropout)
         self.head_gate: Tensor | None = None  # (M, max_heads) multiplier on head outputs
         self.norm1 = StreamNorm(dim, cfg.get("norm1_members", norm_m), eps)
-        self.qkv = _linear(kind, dim, 3 * self.max_heads * dh, self.members, model_cfg.get("qkv_bias", True))
-        self.proj = _linear(kind, self.max_heads * dh, dim, self.members)
+        rank = cfg.get("lora_rank", 0)
+        self.qkv = _linear(kind, dim, 3 * self.max_heads * dh, self.members, model_cfg.get("qkv_bias", True), (rank, 3))
+        self.proj = _linear(kind, self.max_heads * dh, dim, self.members, lora=(rank, 1))
         self.norm2 = StreamNorm(dim, norm_m, eps)
         self.fc1 = _linear(kind, dim, model_cfg["mlp_hidden"], mlp_m if kind == "grouped" else self.members)
         self.fc2 = _linear(kind, model_cfg["mlp_hidden"], dim, mlp_m if kind == "grouped" else self.members)

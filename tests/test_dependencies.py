@@ -14,7 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SOURCES = ("bench", "methods", "uqbench")
-# Declared because another dependency imports them when it is imported, without declaring them.
+# Declared because another dependency imports them when it is imported, without declaring them
+# (torch-uncertainty requires them only through extras that bring much more: see the last test).
 INDIRECT = {"lightning": "torch_uncertainty", "torchmetrics": "torch_uncertainty", "rich": "torch_uncertainty"}
 
 
@@ -67,3 +68,21 @@ def test_extras():
     assert "ray" not in extras["test"], "ray stays out of the default test install (CI adds the ray extra)"
     assert extras["ray"] == ["ray"] and "ray" in _imported(SOURCES)
     assert "EXTRAS=test,ray" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_torch_uncertainty_extras_would_bring_more_than_it_imports():
+    """Why the three are declared one by one rather than as ``torch-uncertainty[cpu]``: every extra of
+    torch-uncertainty that requires lightning requires ``lightning[pytorch-extra]``, which adds
+    bitsandbytes (and hydra-core, jsonargparse, omegaconf, tensorboardX), none of them used here;
+    once bitsandbytes is installed, ``import peft`` imports it, and it reaches for the Hugging Face
+    Hub for kernels and warns on every run. ``pip install 'torch-uncertainty[cpu]'`` itself installs
+    cleanly here (12 s). If a release gets an extra with plain lightning, declare that instead."""
+    from packaging.requirements import Requirement
+
+    tu = [Requirement(r) for r in importlib.metadata.requires("torch-uncertainty") or []]
+    lightning = [r for r in tu if _name(r.name) == "lightning" and r.marker is not None]
+    assert lightning, "torch-uncertainty no longer offers lightning through an extra: revisit INDIRECT"
+    assert all("pytorch-extra" in r.extras for r in lightning), [str(r) for r in lightning]
+    extra = [Requirement(r) for r in importlib.metadata.requires("lightning") or []]
+    assert any(_name(r.name) == "bitsandbytes" and r.marker.evaluate({"extra": "pytorch-extra"}) for r in extra
+               if r.marker is not None)

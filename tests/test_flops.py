@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from uqbench.bench import cost
 from uqbench.methods import flops
 from uqbench.methods.adapters import from_hf_bert
-from uqbench.methods.convert import batch_ensemble_config, packed_config
+from uqbench.methods.convert import batch_ensemble_config, lora_ensemble_config, packed_config
 from uqbench.methods.hydra.fuse import fused_config
 from uqbench.methods.hydra.prune import pruned_config
 from uqbench.methods.transformer import StreamTransformer, vit_config
@@ -42,8 +42,11 @@ CONFIGS = {
     "hydra-unequal-fork1-mlp": _hydra(_vit(), [3, 2, 1], 1, False),
     "batch_ensemble": batch_ensemble_config(_vit(), 3),
     "packed": packed_config(_vit(), 3, 2.0),
+    "lora_ensemble": lora_ensemble_config(_vit(), 3, 4),
+    "lora_ensemble-one-member": lora_ensemble_config(_vit(), 1, 2),
     "zeroshot-hydra": _hydra(_zeroshot(_vit()), [2, 2, 2], 0, True),
     "bert": from_hf_bert(tiny_bert(), 3).config,
+    "bert-lora_ensemble": lora_ensemble_config(from_hf_bert(tiny_bert(), 3).config, 2, 3),
 }
 
 

@@ -80,7 +80,7 @@ def _dataset(rng, seeds: int, n: int, train_sd: float, rs) -> tuple[list, list]:
             noise = lambda: math.sqrt(0.75) * rng.standard_normal(n)  # noqa: E731
             s = intervals.Scores(acc=(draw < p + 0.2 * t).astype(float), conf=blank, nll=blank, brier=blank,
                                  bins=np.zeros(n, int), near=(),
-                                 msp={"test": 0.5 * z + noise(), "x": mu * (1 + t) + 0.5 * zo + noise()})
+                                 ood={"msp": {"test": 0.5 * z + noise(), "x": mu * (1 + t) + 0.5 * zo + noise()}})
             reps[side].append(intervals.replicates(s, rs))
     return reps["a"], reps["b"]
 

@@ -341,3 +341,60 @@ def test_bad_shapes_raise(mutate, message):
     probs, labels, ood = _random_case(12, 3)
     with pytest.raises(ValueError, match=message):
         metrics.compute(*mutate(probs, labels, ood))
+
+
+# ---- logit-based OOD scores (energy, max-logit) ---------------------------------------
+
+
+def _ref_logit_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
+    """From the mean of the member logits; higher = more likely OOD."""
+    from scipy.special import logsumexp
+
+    z = logits.mean(axis=0)
+    return {"energy": -logsumexp(z, axis=1), "maxlogit": -z.max(axis=1)}
+
+
+@pytest.mark.parametrize("n_members", MEMBERS)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_energy_and_maxlogit_match_reference(seed, n_members):
+    rng = np.random.default_rng(seed)
+    z, zo = rng.normal(size=(n_members, 130, N_CLASSES)) * 3.0, rng.normal(size=(n_members, 80, N_CLASSES))
+    labels = rng.integers(0, N_CLASSES, 130)
+    out = metrics.compute(_softmax(z), labels, _softmax(zo), logits=z, ood_logits=zo)
+    ref_id, ref_ood = _ref_logit_scores(z), _ref_logit_scores(zo)
+    is_ood = np.r_[np.zeros(130), np.ones(80)]
+    for name in metrics.LOGIT_SCORES:
+        np.testing.assert_allclose(metrics.logit_scores(z)[name], ref_id[name], rtol=0, atol=1e-12)
+        both = np.r_[ref_id[name], ref_ood[name]]
+        assert out[f"auroc_{name}"] == pytest.approx(roc_auc_score(is_ood, both), abs=1e-12)
+        assert out[f"aupr_{name}"] == pytest.approx(average_precision_score(is_ood, both), abs=1e-12)
+        assert out[f"fpr95_{name}"] == pytest.approx(_ref_fpr95(ref_id[name], ref_ood[name]), abs=1e-12)
+    assert set(out) == set(metrics.compute(_softmax(z), labels, _softmax(zo))) | {
+        f"{m}_{s}" for m in ("auroc", "aupr", "fpr95") for s in metrics.LOGIT_SCORES}
+
+
+def test_logit_scores_use_the_mean_logits_and_flag_flat_logits():
+    """Two confident members that disagree: the mean logits are flat, so the energy is that of
+    [5, 5], not of either member; and flatter (OOD-like) logits score higher."""
+    s = metrics.logit_scores(np.array([[[10.0, 0.0]], [[0.0, 10.0]]]))
+    assert s["energy"][0] == pytest.approx(-(5 + math.log(2)))
+    assert s["maxlogit"][0] == pytest.approx(-5.0)
+    sharp, flat = metrics.logit_scores(np.array([[[8.0, 0.0, 0.0]]])), metrics.logit_scores(np.array([[[1.0, 0.5, 0.0]]]))
+    assert flat["energy"][0] > sharp["energy"][0] and flat["maxlogit"][0] > sharp["maxlogit"][0]
+
+
+def test_scoring_emits_logit_scores_for_every_ood_set_group_and_ood_val():
+    from uqbench.bench import scoring
+
+    rng = np.random.default_rng(9)
+    logits = {"test": rng.normal(size=(2, 40, 4)) * 3, "ood/near": rng.normal(size=(2, 30, 4)),
+              "ood/far": rng.normal(size=(2, 20, 4)), "val": rng.normal(size=(2, 25, 4)) * 3,
+              "ood_val": rng.normal(size=(2, 15, 4))}
+    labels = {"test": rng.integers(0, 4, 40), "val": rng.integers(0, 4, 25)}
+    out = {**scoring.score(logits, labels, near_ood=("near",)), **scoring.score_val(logits, labels)}
+    for group in ("ood/near", "ood/far", "ood_near", "ood_far", "ood_mean", "ood_val"):
+        for score in metrics.OOD_SCORES:
+            assert {f"{group}/{m}_{score}" for m in ("auroc", "aupr", "fpr95")} <= set(out), (group, score)
+    ref = _ref_logit_scores(logits["test"].astype(np.float64))["energy"]
+    far = _ref_logit_scores(logits["ood/far"])["energy"]
+    assert out["ood/far/auroc_energy"] == pytest.approx(roc_auc_score(np.r_[np.zeros(40), np.ones(20)], np.r_[ref, far]))

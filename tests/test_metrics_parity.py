@@ -127,9 +127,11 @@ def test_brier_of_members_versus_brier_of_the_mean(sample):
 
 def test_fpr95_positive_label(sample):
     probs, labels, ood = sample
-    ours = metrics.compute(probs, labels, ood)
+    logits, ood_logits = np.log(probs), np.log(ood)  # log-probabilities are logits of these probabilities
+    ours = metrics.compute(probs, labels, ood, logits=logits, ood_logits=ood_logits)
+    assert {f"fpr95_{s}" for s in metrics.OOD_SCORES} <= set(ours)
     for score in metrics.OOD_SCORES:
-        s_id, s_ood = metrics.ood_scores(probs)[score], metrics.ood_scores(ood)[score]
+        s_id, s_ood = metrics.ood_scores(probs, logits)[score], metrics.ood_scores(ood, ood_logits)[score]
         conf = torch.from_numpy(-np.concatenate([s_id, s_ood]))
         is_id = torch.from_numpy(np.r_[np.ones(B), np.zeros(ood.shape[1])]).long()
         assert _value(tu.FPR95(pos_label=1), conf, is_id) == pytest.approx(ours[f"fpr95_{score}"], abs=1e-6)
