@@ -41,11 +41,12 @@ import numpy as np
 from scipy import stats
 
 from uqbench.bench import metrics, results
+from uqbench.bench.catalogue import DEFAULT_SCORE
 from uqbench.bench.scoring import VAL_SETS, softmax
 
 N_BOOT = 1000
 LEVEL = 0.95
-OOD_KEYS = ("auroc_msp", "fpr95_msp")
+OOD_KEYS = (f"auroc_{DEFAULT_SCORE}", f"fpr95_{DEFAULT_SCORE}")  # ``Scores.msp`` holds that score
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,8 @@ def replicates(s: Scores, rs: Resampler) -> dict[str, np.ndarray]:
     sets = [k for k in s.msp if k != "test"]
     for k in sets:
         wood = rs.counts(f"ood/{k}", s.msp[k].size)
-        out[f"ood/{k}/auroc_msp"] = ranked.auroc(s.msp[k], wood)
-        out[f"ood/{k}/fpr95_msp"] = ranked.fpr95(s.msp[k], wood)
+        out[f"ood/{k}/{OOD_KEYS[0]}"] = ranked.auroc(s.msp[k], wood)
+        out[f"ood/{k}/{OOD_KEYS[1]}"] = ranked.fpr95(s.msp[k], wood)
     groups = {"ood_near": [k for k in sets if k in s.near], "ood_far": [k for k in sets if k not in s.near],
               "ood_mean": sets}
     for g, members in groups.items():

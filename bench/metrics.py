@@ -52,8 +52,9 @@ from typing import Any
 
 import numpy as np
 
+from uqbench.bench.catalogue import OOD_SCORES  # the score kinds, defined once
+
 EPS = 1e-12
-OOD_SCORES = ("msp", "entropy", "mi")
 
 
 def _to_numpy(x: Any) -> np.ndarray:

@@ -20,9 +20,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from uqbench.bench import results, scoring, verdicts
-
-HEADLINE = ("test/acc", "test/nll", "test/ece", "ood_mean/auroc_msp", "ood_mean/fpr95_msp", "shift/mean/acc")
+from uqbench.bench import catalogue, results, scoring, verdicts
 
 
 def _score(path: Path, logits_path: Path, obj: dict, max_members: int | None) -> dict:
@@ -40,7 +38,7 @@ def _score(path: Path, logits_path: Path, obj: dict, max_members: int | None) ->
         sweep = {}
         for m in range(1, top + 1):
             s = metric_values if m == k else scoring.score(logits, labels, near_ood=near, members=m)
-            sweep[str(m)] = {key: s[key] for key in HEADLINE if key in s}
+            sweep[str(m)] = {key: s[key] for key in catalogue.SWEPT if key in s}
     except ValueError as e:
         raise ValueError(f"{logits_path}: {e}") from None
     out = {**obj, "metrics": metric_values, "sweep": sweep}

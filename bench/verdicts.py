@@ -21,7 +21,7 @@ import numpy as np
 
 from uqbench.bench import claims, intervals, results
 
-SUITE_RANK = ("paper", "gpu", "standard", "quick")  # most authoritative first
+SUITE_RANK = claims.SUITE_RANK
 
 
 def suite_rank(suite: str) -> int:

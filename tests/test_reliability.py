@@ -424,14 +424,14 @@ def test_rescore_reproduces_the_stored_metrics_and_adds_sweeps(res, capsys):
     assert cli.main(["rescore", "--results", str(res)]) == 0
     assert "rescored 3 result files" in capsys.readouterr().out
     new = {m: results.read(job_dir(res, m) / "seed0.json") for m in METHODS}
-    from uqbench.bench.rescore import HEADLINE
+    from uqbench.bench.catalogue import SWEPT
 
     for m in METHODS:
         assert new[m]["metrics"] == stored[m]["metrics"], m  # exactly, not approximately
         assert {k: v for k, v in new[m].items() if k != "sweep"} == stored[m]
         k = stored[m]["cost"]["members"]
         assert sorted(new[m]["sweep"], key=int) == [str(i) for i in range(1, k + 1)]
-        assert new[m]["sweep"][str(k)] == {h: stored[m]["metrics"][h] for h in HEADLINE if h in stored[m]["metrics"]}
+        assert new[m]["sweep"][str(k)] == {h: stored[m]["metrics"][h] for h in SWEPT if h in stored[m]["metrics"]}
         assert set(new[m]["sweep"]["1"]) == {"test/acc", "test/nll", "test/ece", "ood_mean/auroc_msp",
                                               "ood_mean/fpr95_msp"}
     # member 0 of the deep ensemble is the single model
