@@ -114,6 +114,17 @@ def save_scores(path: Path, s: Scores, sig: tuple) -> None:
     results.write_atomic(path, buf.getvalue())
 
 
+def scores_file(result: str | Path) -> Path:
+    """Where the per-sample scores of a result whose logits stay in the cache are committed."""
+    return Path(result).with_suffix(".scores.npz")
+
+
+def write_scores(path: Path, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], near: tuple) -> None:
+    """Commit what the paired bootstrap needs of the result at ``path`` whose logits are too large
+    to commit (``scores_file`` beside it)."""
+    save_scores(scores_file(path), scores(logits, labels["test"], tuple(near)), signature(logits, labels["test"]))
+
+
 def load_scores(path: Path) -> tuple[Scores, tuple]:
     """``(Scores, signature)`` from a file of ``save_scores``."""
     with np.load(path) as z:

@@ -8,7 +8,7 @@ ensemble of its first M members, ``{"1": {...}, "2": {...}, ...}`` for M = 1 .. 
 code the recomputed metrics equal the stored ones exactly.
 
 Results whose logits stay in the cache also get the per-sample scores file that the paired
-intervals read (``verdicts.scores_file``), so that the leaderboard needs no cache.
+intervals read (``intervals.scores_file``), so that the leaderboard needs no cache.
 
 Nothing is written until every file has been scored: damaged logits (NaN, unreadable) stop the
 command with the file and set named, and no result file is changed. Results whose logits are
@@ -20,7 +20,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from uqbench.bench import catalogue, results, scoring, verdicts
+from uqbench.bench import catalogue, intervals, results, scoring
 
 
 def _score(path: Path, logits_path: Path, obj: dict, max_members: int | None) -> dict:
@@ -69,7 +69,7 @@ def rescore(root: Path, suite: str | None = None, max_members: int | None = None
             log(f"{path}: logits {logits_path} are absent; left unchanged")
             continue
         new = _score(path, logits_path, obj, max_members)
-        if obj["logits"].startswith("cache:") and not verdicts.scores_file(path).is_file():
+        if obj["logits"].startswith("cache:") and not intervals.scores_file(path).is_file():
             scores.append((path, logits_path, obj))
         changed = sorted(k for k in set(new["metrics"]) | set(obj["metrics"])
                          if new["metrics"].get(k) != obj["metrics"].get(k))
@@ -80,6 +80,6 @@ def rescore(root: Path, suite: str | None = None, max_members: int | None = None
         results.write(path, obj)
     for path, logits_path, obj in scores:
         logits, labels = results.load_logits(logits_path)
-        verdicts.write_scores(path, logits, labels, tuple(obj.get("near_ood", [])))
-        log(f"{verdicts.scores_file(path)}: per-sample scores written (its logits stay in the cache)")
+        intervals.write_scores(path, logits, labels, tuple(obj.get("near_ood", [])))
+        log(f"{intervals.scores_file(path)}: per-sample scores written (its logits stay in the cache)")
     return len(updates)

@@ -184,10 +184,13 @@ def load_logits(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray
     return logits, labels
 
 
+def cache_root() -> Path:
+    """Where trained models, decoded images and large logit files live (``UQBENCH_CACHE``)."""
+    return Path(os.environ.get("UQBENCH_CACHE", Path.home() / ".cache" / "uqbench"))
+
+
 def logits_location(root: Path, ref: str) -> Path:
     """Resolve a result's ``logits`` field: relative to the results root, or ``cache:``."""
     if ref.startswith("cache:"):
-        from uqbench.bench.tasks.base import cache_root
-
         return cache_root() / "logits" / ref.removeprefix("cache:")
     return root / ref

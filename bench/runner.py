@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from uqbench import methods
-from uqbench.bench import cost, dist, locks, results, scoring, verdicts
+from uqbench.bench import cost, dist, intervals, locks, results, scoring
 from uqbench.bench.data.root import MissingData, data_root
 from uqbench.bench.results import JobId, ResultError
 from uqbench.bench.suite import MethodEntry, Suite, build_task
@@ -94,7 +94,7 @@ def make_record(task: SupervisedTask, logits: dict[str, np.ndarray], labels: dic
         dest.parent.mkdir(parents=True, exist_ok=True)
         logits_path.replace(dest)
         obj["logits"] = f"cache:{rel}"
-        verdicts.write_scores(path, logits, labels, task.near_ood)  # so that intervals need no cache
+        intervals.write_scores(path, logits, labels, task.near_ood)  # so that intervals need no cache
     results.write(path, obj)
     return obj
 

@@ -34,17 +34,6 @@ class Comparison:
     note: str  # why the interval is not the full one, or why seeds were left out; "" otherwise
 
 
-def scores_file(result: str | Path) -> Path:
-    """Where the per-sample scores of a result whose logits stay in the cache are committed."""
-    return Path(result).with_suffix(".scores.npz")
-
-
-def write_scores(path: Path, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], near: tuple) -> None:
-    """Commit what the paired bootstrap needs of a result whose logits are too large to commit."""
-    s = intervals.scores(logits, labels["test"], tuple(near))
-    intervals.save_scores(scores_file(path), s, intervals.signature(logits, labels["test"]))
-
-
 class Evidence:
     """Bootstrap replicates of each job's metrics from its saved logits under ``root`` (None: read
     no logits), computed once per job."""
@@ -64,7 +53,7 @@ class Evidence:
         if self.root is None:
             return "logits not read"
         if job["logits"].startswith("cache:"):
-            scores_path = self.root / scores_file(job["_path"])
+            scores_path = self.root / intervals.scores_file(job["_path"])
             if not scores_path.is_file():
                 return "logits kept only in the local cache"
             try:

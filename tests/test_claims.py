@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from uqbench import methods
-from uqbench.bench import claims, report, results, scoring, verdicts
+from uqbench.bench import claims, intervals, report, results, scoring, verdicts
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 # entry name -> (registry name, hyper-parameters); every name differs from its registry name
@@ -207,7 +207,7 @@ def test_cached_logits_with_a_scores_file_get_the_full_interval(tmp_path, monkey
                                cost={"members": 1, "params": 1, "flops": 1, "latency_ms": 1.0, "throughput": 1.0},
                                wall={})
             assert results.read(path)["logits"].startswith("cache:")
-            assert verdicts.scores_file(path).is_file()
+            assert intervals.scores_file(path).is_file()
     jobs, _ = report.load_all(root)
     rows = verdicts.claim_rows(jobs, verdicts.Evidence(root, n_boot=100))
     nll = next(r for r in rows if r["reference"] == "single" and r["claim"] == "NLL")
