@@ -351,4 +351,12 @@ def run_suite(
             task.device = dev
             attempt(suite, task, entry, seed, root, report, force, log)
             bar.update(1)
+    record_plan(suite, root)
     return report
+
+
+def record_plan(suite: Suite, root: Path) -> None:
+    """After a run of ``suite``: what it asks for, beside its results (the leaderboard lists the
+    runs still to do from it, without loading suite files)."""
+    if suite.plan and dist.is_main():
+        results.write_plan(Path(root), suite.plan)

@@ -76,6 +76,13 @@ class Protocol:
     reference: str | None = None
     title: str = "Tuning study"
 
+    def plan(self, tasks: list[str]) -> dict[str, Any]:
+        """The declared searches on ``tasks``, as a suite records them with its results."""
+        return {"title": self.title, "objective": self.objective, "seeds": self.seeds, "reference": self.reference,
+                "searches": [{"task": t, "entry": sp.entry, "method": sp.method, "search": sp.search,
+                              "knobs": list(sp.knobs_for(t)), "candidates": candidate_count(sp, t)}
+                             for t in tasks for sp in self.spaces]}
+
 
 def resolve(space: Space, choice: dict[str, Any]) -> dict[str, Any]:
     """Method parameters of a candidate: the fixed ones, then each knob's value (a table value
@@ -183,6 +190,12 @@ def choices(space: Space, task: str) -> list[dict[str, Any]]:
 
 def space_size(space: Space, task: str) -> int:
     return math.prod(len(v) for v in space.knobs_for(task).values())
+
+
+def candidate_count(space: Space, task: str) -> int:
+    """How many candidates the search runs: the whole grid, or 1 + sum(len - 1) visiting knobs in turn."""
+    knobs = space.knobs_for(task)
+    return space_size(space, task) if space.search == "grid" else 1 + sum(len(v) - 1 for v in knobs.values())
 
 
 # -- running a tuning ---------------------------------------------------------------------

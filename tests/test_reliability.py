@@ -191,7 +191,8 @@ def check_complete(res: Path, unchanged: dict[str, dict]) -> None:
     """Every job has exactly one valid result (and its logits), nothing else is left under
     ``res``, the metrics are those of the saved logits, and ``unchanged`` jobs were not redone."""
     files = sorted(str(p.relative_to(res)) for p in res.rglob("*") if p.is_file())
-    expected = sorted(f"runs/tiny/digits/{m}/{n}" for m in METHODS for n in ("seed0.json", "seed0.logits.npz"))
+    expected = sorted(["plans/tiny.json", *(f"runs/tiny/digits/{m}/{n}" for m in METHODS
+                                            for n in ("seed0.json", "seed0.logits.npz"))])
     assert files == expected  # no partial or temporary files, no duplicates
     for m in METHODS:
         obj = results.read(job_dir(res, m) / "seed0.json")
@@ -341,6 +342,9 @@ def test_a_task_runs_on_its_own_seeds_and_seeds_on_the_command_line_replace_them
     assert s.seeds == [0] and s.seeds_for("digits") == [1, 2] and s.seeds_for("other") == [0]
     assert cli.main(["run", "--suite", str(path), "--results", str(tmp_path / "res"), "--seeds", "2"]) == 0
     assert sorted(p.name for p in job_dir(tmp_path / "res", "single").glob("seed*.json")) == ["seed2.json"]
+    # the results record the suite as declared (not the command line's seeds), for the leaderboard
+    plan = results.read_plans(tmp_path / "res")["tiny"]
+    assert plan["tasks"] == [{"name": "digits", "seeds": [1, 2]}] and plan["entries"] == ["single"]
     assert cli.main(["run", "--suite", str(path), "--results", str(tmp_path / "res")]) == 0
     assert sorted(p.name for p in job_dir(tmp_path / "res", "single").glob("seed*.json")) == ["seed1.json",
                                                                                             "seed2.json"]
