@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ PAPER = "Hydra Ensembles (arXiv 2510.18358)"
 
 SUITE_RANK = ("paper", "gpu", "standard", "quick")  # most authoritative first
 RECORD_SUITE = "standard"  # the suite of record: the leaderboard's headline shows its tasks
+CHECK_SUITE = "quick"  # a pipeline check: its claims count only for tasks no other suite ran
 
 
 @dataclass(frozen=True)
@@ -177,3 +179,28 @@ def defaults(role: str) -> str:
     "criterion='taylor', merge_mlp=True, ..." (read from the registry, never copied)."""
     method = next(r.method for r in ROLES if r.name == role)
     return ", ".join(f"{k}={v!r}" for k, v in sorted((_defaults(method) or {}).items()))
+
+
+def suite_rank(suite: str) -> int:
+    """The suite's place in ``SUITE_RANK`` (most authoritative first; unranked suites last)."""
+    return SUITE_RANK.index(suite) if suite in SUITE_RANK else len(SUITE_RANK)
+
+
+def entries_by_role(jobs: list[dict]) -> tuple[dict[str, list[str]], dict[str, list[dict]]]:
+    """({role: entry names}, {entry name: jobs}) of one (suite, task); an entry whose jobs differ in
+    role has none."""
+    by_entry: dict[str, list[dict]] = defaultdict(list)
+    for j in jobs:
+        by_entry[j["method"]].append(j)
+    roles: dict[str, list[str]] = defaultdict(list)
+    for entry, js in sorted(by_entry.items()):
+        found = {role_of(j["params"]) for j in js}
+        if len(found) == 1 and None not in found:
+            roles[found.pop()].append(entry)
+    return dict(roles), dict(by_entry)
+
+
+def reference_entry(jobs: list[dict]) -> str | None:
+    """The entry in the reference role among ``jobs`` of one (suite, task), if exactly one."""
+    refs = entries_by_role(jobs)[0].get(REFERENCE, [])
+    return refs[0] if len(refs) == 1 else None
