@@ -211,7 +211,7 @@ def test_slice_page_sets_the_whole_training_set_beside_the_slice():
     jobs = [job("standard", 0.90), job("standard", 0.91, seed=1), longer, job("other", 0.5, epochs=9),
             job("full-data", 0.97, train_per_class=None)]
     (row,) = find([pages.slices_page(jobs)], "slices").rows
-    assert [c.text for c in row.cells.values()] == ["t", "`standard`: 15 per class", "0.900", "`full-data`: all",
+    assert [c.text for c in row.cells.values()] == ["t", "standard: 15 per class", "0.900", "full-data: all",
                                                     "0.970", "+0.070", "0"]
     assert row.cells["diff"].value == pytest.approx(0.07)
     assert pages.slices_page(jobs[:4]) is None  # no whole-set run: no page

@@ -505,7 +505,7 @@ def test_leaderboard_checks_the_cost_claim_from_side_by_side_timings(res):
     assert [c.text for c in bench.rows[1].cells.values()] == ["cost/gpu.json", "GPU X, bfloat16", "toy", "1",
                                                               "deep_ensemble", "3", "30.00", "×3.00", "–", "–", "33"]
     rows = [r for r in _texts(find(made, "other")) if "micro-benchmark" in r[1]]
-    assert rows[0][1:] == ["toy, batch 1 (micro-benchmark)", "Hydra 1.05x single (GPU X, bfloat16, `cost/gpu.json`)",
+    assert rows[0][1:] == ["toy, batch 1 (micro-benchmark)", "Hydra 1.05x single (GPU X, bfloat16, cost/gpu.json)",
                            " holds"]
     assert rows[1][2].startswith("Hydra 2.00x single") and rows[1][3] == " does not hold"
 

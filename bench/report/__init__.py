@@ -40,6 +40,7 @@ def build(root: Path, out: Path) -> Path:
         stale.unlink()
     suite = pages.record_suite(inputs)
     start = (suite, min((j["task"] for j in inputs.jobs if j["suite"] == suite), default=""))
-    results.write_atomic(out.with_suffix(".html"), html.render(made, inputs.jobs, out.with_suffix(".html"), root, start))
+    page = out.with_suffix(".html")
+    results.write_atomic(page, html.render(made, inputs.jobs, page, root, start))
     results.write_atomic(root / "runs.json", runs_json(inputs.jobs, inputs.skipped))
     return out

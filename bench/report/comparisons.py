@@ -75,7 +75,8 @@ def claim_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
                            "headline_variant": variants[h][1], "reference": ref,
                            "reference_entry": refs[0] if len(refs) == 1 else "", "test": test.describe()}
                     if len(refs) != 1:
-                        reason = "no entry in this role on this task" if not refs else f"ambiguous, entries {', '.join(refs)}"
+                        reason = (f"ambiguous, entries {', '.join(refs)}" if refs
+                                  else "no entry in this role on this task")
                         rows.append({**row, **no_difference(reason), "verdict": "not measured"})
                         continue
                     c = evidence.difference(by_entry[h], by_entry[refs[0]], claim.metric)

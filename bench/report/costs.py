@@ -83,8 +83,9 @@ def ratio_cells(js: list[dict], reference: list[dict]) -> dict[str, Cell]:
 def sentence(entry: str, js: list[dict], reference: list[dict], where: str) -> str:
     """How costly ``entry`` is next to the reference, for the headline's answer."""
     r = ratio_cells(js, reference)
-    return (f"`{entry}` computes {r['analytic_flops'].text}× the single model's FLOPs and takes {r['latency_ms'].text}× "
-            f"its latency ({where}; each job timed on its own, so time ratios are rough: see the cost page).")
+    return (f"`{entry}` computes {r['analytic_flops'].text}× the single model's FLOPs and takes "
+            f"{r['latency_ms'].text}× its latency ({where}; each job timed on its own, so time ratios are rough: "
+            "see the cost page).")
 
 
 def _job_rows(jobs: list[dict], device) -> list[Row]:
@@ -97,15 +98,17 @@ def _job_rows(jobs: list[dict], device) -> list[Row]:
         entries, one = claims.entries_by_role(js)[1], claims.reference_entry(js)
         for e in sorted(entries, key=lambda e: (e != one, e)):
             mine, ref = entries[e], entries.get(one, [])
-            c = {k: mean([j["cost"].get(k, math.nan) for j in mine]) for k in ("params", "analytic_flops", "latency_ms",
-                                                                                 "throughput", "peak_mem_mb", "cpu_load")}
+            c = {k: mean([j["cost"].get(k, math.nan) for j in mine])
+                 for k in ("params", "analytic_flops", "latency_ms", "throughput", "peak_mem_mb", "cpu_load")}
             flops, small = _ratio(mine, ref, "analytic_flops"), _ratio(mine, ref, "latency_ms")
             large = 1 / _ratio(mine, ref, "throughput")
             cells = [text(suite, True), text(task, True), text(e, True), text(f"{dev}, {dtype}"),
-                     text(f"{c['params'] / 1e6:.3g}"), number(c["analytic_flops"] / 1e6, ".4g"), number(flops, ".2f", "×"),
+                     text(f"{c['params'] / 1e6:.3g}"), number(c["analytic_flops"] / 1e6, ".4g"),
+                     number(flops, ".2f", "×"),
                      Cell(f"{c['latency_ms']:.2f} ({number(small, '.2f', '×').text})", c["latency_ms"]),
                      Cell(f"{c['throughput']:.0f} ({number(large, '.2f', '×').text})", c["throughput"]),
-                     text(f"{number(flops / small).text} / {number(flops / large).text}"), number(c["peak_mem_mb"], ".0f"),
+                     text(f"{number(flops / small).text} / {number(flops / large).text}"),
+                     number(c["peak_mem_mb"], ".0f"),
                      text(f"{mine[0]['cost'].get('batch_small')} / {mine[0]['cost'].get('batch_large')}"),
                      number(c["cpu_load"], ".1f")]
             rows.append(Row(dict(zip(JOBS, cells)), suite, task, e, mine[0]["params"].get("method", ""),
@@ -142,8 +145,8 @@ def page(jobs: list[dict], timings: list[Timing], device) -> Page:
     if timings:
         out.blocks += [Heading(2, "Side-by-side micro-benchmark", "micro-benchmark"), Para(
             "`make cost-benchmark` (`tests/test_cost_benchmark.py`, pytest-benchmark, median of rounds): the single "
-            "model, a deep ensemble run member after member and fused Hydra networks on random weights, all timed in one "
-            "run on one machine (the networks: README, 'Where the fused Hydra's time goes')."),
+            "model, a deep ensemble run member after member and fused Hydra networks on random weights, all timed in "
+            "one run on one machine (the networks: README, 'Where the fused Hydra's time goes')."),
             Table([Column(*kv) for kv in BENCH.items()], _bench_rows(timings), "cost-bench")]
     return out
 
@@ -162,9 +165,9 @@ def claim_rows(groups: list[tuple[str, str, list[dict]]], timings: list[Timing],
         if gpu := "bfloat16" in dtype:
             found = {e: verdict(r) for e, r in ratios.items()}
             v = next(iter(found.values())) if len(set(found.values())) == 1 else \
-                "; ".join(f"`{e}`: {x}" for e, x in found.items())
+                "; ".join(f"{e}: {x}" for e, x in found.items())
         measured |= gpu
-        shown = ", ".join(f"`{e}` {r:.2f}x" for e, r in ratios.items())
+        shown = ", ".join(f"{e} {r:.2f}x" for e, r in ratios.items())
         rows.append([claim, text(f"{task} ({suite})"), text(f"Hydra latency {shown} single ({', '.join(dev)}, "
                                                              f"{', '.join(dtype)})"), text("", verdict=v if gpu else
                      "not applicable: CPU float32, shown for reference (the claim is for bfloat16 on a GPU)")])
@@ -173,7 +176,7 @@ def claim_rows(groups: list[tuple[str, str, list[dict]]], timings: list[Timing],
         if h and one and h.dtype == "bfloat16":
             measured, r = True, h.median_s / one.median_s
             rows.append([claim, text(f"{scale}, batch {batch} (micro-benchmark)"),
-                         text(f"Hydra {r:.2f}x single ({h.device}, {h.dtype}, `{file}`)"), text("", verdict=verdict(r))])
+                         text(f"Hydra {r:.2f}x single ({h.device}, {h.dtype}, {file})"), text("", verdict=verdict(r))])
     if not measured:
         rows.append([claim, text("all"), text("no GPU result files"),
                      text("", verdict="not measurable here: no GPU was available to this benchmark's runs")])

@@ -130,7 +130,8 @@ def _time_ratios(js: list[dict], single: dict[int, dict]) -> list[float]:
 def _dial(param: str, by_value: dict[object, list[dict]], single: dict[int, dict], title: str):
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
     flops_ref = np.mean([j["cost"].get("analytic_flops", math.nan) for j in single.values()] or [math.nan])
-    for ax, key, label in zip(axes, (OOD, "test/ece"), ("OOD AUROC (MSP, mean over sets) ↑", catalogue.arrow("test/ece"))):
+    labels = ("OOD AUROC (MSP, mean over sets) ↑", catalogue.arrow("test/ece"))
+    for ax, key, label in zip(axes, (OOD, "test/ece"), labels):
         xs, ys = [], []
         for value, js in by_value.items():
             t, v = _time_ratios(js, single), [j["metrics"][key] for j in js if key in j["metrics"]]

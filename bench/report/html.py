@@ -89,7 +89,8 @@ def plot_points(jobs: list[dict]) -> list[dict[str, Any]]:
         points.append({
             "suite": suite, "task": task, "method": entry, "external": any("external" in j for j in js),
             "seeds": sorted(j["seed"] for j in js), "members": js[0]["cost"].get("members"),
-            "device": sorted({device(j) for j in js}), "dtype": sorted({str(j["cost"].get("dtype", "–")) for j in js}),
+            "device": sorted({device(j) for j in js}),
+            "dtype": sorted({str(j["cost"].get("dtype", "–")) for j in js}),
             "metrics": {k: v for k, v in metrics.items() if v is not None},
             "std": {k: float(np.std(v, ddof=1)) for k in PLOT_METRICS
                     if len(v := [j["metrics"][k] for j in js if k in j["metrics"]]) > 1},

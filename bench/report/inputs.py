@@ -58,7 +58,8 @@ def load(root: Path, evidence: Evidence | None = None) -> Inputs:
         rec = {**json.loads(path.read_text()), "_path": str(path.relative_to(root))}
         for c in rec["candidates"]:
             base = root / "tuning" / "runs" / rec["suite"] / rec["task"] / c["name"]
-            c["_results"] = [results.read(p) for p in sorted(base.glob("seed*.json"))]
+            c["_results"] = [{**results.read(p), "_path": str(p.relative_to(root))}
+                             for p in sorted(base.glob("seed*.json"))]
         records.append(rec)
     return Inputs(root, ok, skipped, results.read_plans(root), records, load_timings(root), evidence)
 
@@ -86,10 +87,11 @@ def summary_csv(jobs: list[dict]) -> str:
     df = pd.DataFrame([{"suite": j["suite"], "task": j["task"], "method": j["method"], "seed": j["seed"],
                         "members": j["cost"].get("members", math.nan), "device": device(j),
                         "commit": j["provenance"].get("git_commit", "")[:10], "file": j["_path"], **j["metrics"],
-                        **{f"cost/{k}": v for k, v in j["cost"].items()}, **{f"wall/{k}": v for k, v in j["wall"].items()}}
+                        **{f"cost/{k}": v for k, v in j["cost"].items()},
+                        **{f"wall/{k}": v for k, v in j["wall"].items()}}
                        for j in jobs])
     if not df.empty:
-        df = df[fixed + sorted(c for c in df.columns if c not in fixed)].sort_values(["suite", "task", "method", "seed"])
+        df = df[fixed + sorted(c for c in df.columns if c not in fixed)].sort_values(fixed[:4])
     return df.to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
 

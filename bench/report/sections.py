@@ -30,12 +30,17 @@ def metric_column(key: str) -> Column:
     return Column(key, catalogue.title(key), catalogue.higher(key))
 
 
+def ordered(jobs: list[dict]) -> list[tuple[str, list[dict]]]:
+    """(entry, its jobs), the reference entry first."""
+    one = claims.reference_entry(jobs)
+    return sorted(by_entry(jobs).items(), key=lambda kv: (kv[0] != one, kv[0]))
+
+
 def entry_rows(jobs: list[dict], cells) -> list[Row]:
     """A row per entry, the reference first, with ``cells(the entry's jobs)``."""
-    one = claims.reference_entry(jobs)
-    return [Row({"entry": text(e, True), **cells(js)}, js[0]["suite"], js[0]["task"], e, js[0]["params"].get("method", ""),
-                tuple(j["_path"] for j in js), "external" in js[0])
-            for e, js in sorted(by_entry(jobs).items(), key=lambda kv: (kv[0] != one, kv[0]))]
+    return [Row({"entry": text(e, True), **cells(js)}, js[0]["suite"], js[0]["task"], e,
+                js[0]["params"].get("method", ""), tuple(j["_path"] for j in js), "external" in js[0])
+            for e, js in ordered(jobs)]
 
 
 def groups(jobs: list[dict]) -> dict[str, str]:
@@ -81,8 +86,8 @@ def detail_tables(jobs: list[dict], anchor: str) -> list[Block]:
         _bold(rows, jobs, keys)
         near = ", ".join(f"`{s}`" for s in sets if s in jobs[0].get("near_ood", []))
         out += [Para("OOD detection per set (AUROC with each OOD score, AUPR and FPR95 with max-probability)"
-                     + (f"; near-OOD: {near}:" if near else ":")), Table([ENTRY, *map(metric_column, keys)], rows,
-                                                                          f"{anchor}-ood")]
+                     + (f"; near-OOD: {near}:" if near else ":")),
+                Table([ENTRY, *map(metric_column, keys)], rows, f"{anchor}-ood")]
     sevs = sorted({k.split("/")[1] for j in jobs for k in j["metrics"] if k.startswith("shift/sev")})
     if sevs:
         def severity(js: list[dict], s: str) -> Cell:
@@ -90,7 +95,8 @@ def detail_tables(jobs: list[dict], anchor: str) -> list[Block]:
             return Cell(" / ".join(p.text for p in parts), parts[0].value, parts[0].spread, parts[0].n)
 
         sources = "; ".join(sorted({shift_source(j.get("task_config", {})) for j in jobs}))
-        out += [Para(f"Covariate shift (mean over corruptions) per severity: accuracy / ECE / NLL. Corruptions: {sources}."),
+        out += [Para("Covariate shift (mean over corruptions) per severity: accuracy / ECE / NLL. "
+                     f"Corruptions: {sources}."),
                 Table([ENTRY, *(Column(s, f"severity {s.removeprefix('sev')}") for s in sevs)],
                       entry_rows(jobs, lambda js: {s: severity(js, s) for s in sevs}), f"{anchor}-shift")]
     return out
@@ -106,11 +112,10 @@ def shift_source(task_config: dict) -> str:
 
 def notes(jobs: list[dict]) -> list[str]:
     """Each entry's own note, the facts of its fits its method declares, and the task's notes."""
-    entries = by_entry(jobs)
-    out = sorted({f"`{e}`: {j['extra']['note']}" for e, js in entries.items() for j in js if j["extra"].get("note")})
-    one = claims.reference_entry(jobs)
-    for e, js in sorted(entries.items(), key=lambda kv: (kv[0] != one, kv[0])):
-        out += [f"`{e}`: " + sentence.format(stat(v).text) for key, (_, sentence) in declared(js[0]["params"].get("method")).items()
+    out = sorted({f"`{e}`: {j['extra']['note']}" for e, js in ordered(jobs) for j in js if j["extra"].get("note")})
+    for e, js in ordered(jobs):
+        facts = declared(js[0]["params"].get("method")).items()
+        out += [f"`{e}`: " + sentence.format(stat(v).text) for key, (_, sentence) in facts
                 if (v := [j["extra"][key] for j in js if key in j["extra"]])]
     return out + sorted({n for j in jobs for n in j.get("notes", [])})
 
@@ -120,8 +125,8 @@ def differences(rows: list[dict], jobs: list[dict], anchor: str) -> list[Block]:
     if not rows:
         return []
     ref = rows[0]["reference_entry"]
-    columns = [ENTRY, *(Column(c.metric, c.name, c.higher) for c in claims.CLAIMS if any(r["metric"] == c.metric
-                                                                                           for r in rows))]
+    metrics = {r["metric"] for r in rows}
+    columns = [ENTRY, *(Column(c.metric, c.name, c.higher) for c in claims.CLAIMS if c.metric in metrics)]
     found = {(r["entry"], r["metric"]): interval(r) for r in rows}
     table = entry_rows(jobs, lambda js: {c.key: found.get((js[0]["method"], c.key), Cell("–")) for c in columns[1:]})
     return [Para(f"Difference to `{ref}` (entry minus `{ref}`, paired by seed, 95 % interval as in the claims; "
@@ -153,8 +158,9 @@ def claims_table(rows: list[dict], files: dict[str, list[dict]], suite: str, tas
             **{ref: interval(by_ref[ref], anchor=claim_anchor(suite, task, claim, entry, ref)) if ref in by_ref
                else Cell("–") for ref in claims.REFERENCES}}, suite, task, entry, claims.SUBJECT,
             tuple(j["_path"] for j in files.get(entry, []))))
-    notes = sorted({f"`{r['entry']}` vs {ROLE[r['reference']].label} (`{r['reference_entry']}`): {r['note']}"
-                    if r["reference_entry"] else f"{ROLE[r['reference']].label}: {r['note']}" for r in rows if r["note"]})
+    notes = sorted({(f"`{r['entry']}` vs {ROLE[r['reference']].label} (`{r['reference_entry']}`)"
+                     if r["reference_entry"] else ROLE[r["reference"]].label) + f": {r['note']}"
+                    for r in rows if r["note"]})
     return [Heading(3, f"Claims on `{task}` ({suite})"), table, *bullets(notes)]
 
 
@@ -177,7 +183,8 @@ def answer(rows: list[dict], table: Table, entry: str, jobs: list[dict]) -> list
     """Sentences from the numbers: how the first Hydra entry fares against each reference, which
     Hydra entry holds most claims, the best entry per column, and at what cost."""
     first, n = claims.REFERENCES[0], len(dict.fromkeys(r["claim"] for r in rows))
-    words = {"hold": "holds", "do not hold": "does not hold", "inconclusive": "inconclusive", "not measured": "not measured"}
+    words = {"hold": "holds", "do not hold": "does not hold", "inconclusive": "inconclusive",
+             "not measured": "not measured"}
 
     def count(e: str, ref: str, verdict: str) -> int:
         return sum(r["verdict"].startswith(verdict) for r in rows if r["entry"] == e and r["reference"] == ref)
@@ -188,14 +195,12 @@ def answer(rows: list[dict], table: Table, entry: str, jobs: list[dict]) -> list
     held = [r["claim"] for r in rows if r["entry"] == entry and r["reference"] == first and r["verdict"] == "holds"]
     out = [f"`{entry}` ({rows[0]['variant']}), {n} claims: {tally}"
            + (f". Those that hold against {ROLE[first].label}: {', '.join(held)}." if held else ".")]
-    hydras = list(dict.fromkeys(r["entry"] for r in rows))
-    most = max(count(e, first, "holds") for e in hydras)
-    if len(hydras) > 1:
-        out.append(f"None of the {len(hydras)} Hydra entries holds a claim against {ROLE[first].label}." if not most else
-                   f"Of the {len(hydras)} Hydra entries, " + ", ".join(f"`{e}`" for e in hydras if count(e, first, "holds")
-                                                                       == most)
-                   + f" hold{'s' * (sum(count(e, first, 'holds') == most for e in hydras) == 1)} the most claims "
-                   f"against {ROLE[first].label} ({most} of {n}).")
+    held_by = {e: count(e, first, "holds") for e in dict.fromkeys(r["entry"] for r in rows)}
+    most, top = max(held_by.values()), [f"`{e}`" for e, k in held_by.items() if k == max(held_by.values())]
+    if len(held_by) > 1:
+        out.append(f"None of the {len(held_by)} Hydra entries holds a claim against {ROLE[first].label}." if not most
+                   else f"Of the {len(held_by)} Hydra entries, {', '.join(top)} hold{'s' * (len(top) == 1)} the most "
+                   f"claims against {ROLE[first].label} ({most} of {n}).")
     if best := [(c.title, r.entry) for c in table.columns for r in table.rows if r.cells[c.key].bold]:
         out.append("Best mean per column: " + ", ".join(f"{t} `{e}`" for t, e in best) + ".")
     entries, one = by_entry(jobs), claims.reference_entry(jobs)

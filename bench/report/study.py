@@ -131,7 +131,7 @@ def record_blocks(rec: dict) -> list:
                  "objective": number(c["objective"], ".4f") if c["objective"] is not None else text(c["status"]),
                  **{k: number(_mean(objs, k), ".3f") for k in (*SHOWN, *far)},
                  **{k: number(_fact(objs, k)) for k in facts}}
-        rows.append(Row(cells, rec["suite"], rec["task"], c["name"], rec["method"], tuple(o.get("_path", "") for o in objs)))
+        rows.append(Row(cells, rec["suite"], rec["task"], c["name"], rec["method"], tuple(o["_path"] for o in objs)))
     return [Para(words), Links("Record", [(rec["_path"], Ref(file=rec["_path"]))]),
             Table(columns, rows, slug("record", rec["suite"], rec["task"], rec["entry"]))]
 
@@ -172,7 +172,8 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
                f"{_fmt(_mean(ref, ood.format(ref_best)))} (`{ref_best}`); mutual information gives {_fmt(mi)} "
                "(0.5 = chance), so " + ("the choice of score closes the gap." if closes else "no score closes the gap"
                + ("; the members' disagreement is close to chance as an OOD signal." if mi < 0.55 else ".")))
-    out += _finetuning_alone({e: o for e, o in finals.items() if e != entry}, ref, ref_name, gap, ood.format(score), kind)
+    others = {e: o for e, o in finals.items() if e != entry}
+    out += _finetuning_alone(others, ref, ref_name, gap, ood.format(score), kind)
     target, slices = _mean(_same_seeds(rec, ref), ood.format(score)), tuning.knob_slices(rec)
     for knob, cands in slices.items():
         vals = [(_mean(c["_results"], ood.format(score)), c) for c in cands]
@@ -219,8 +220,9 @@ def _selection_noise(rec: dict, chosen: list[dict]) -> list[str]:
     verdict = ("no other candidate lies within one seed's noise of the winner" if close == 0 else
                f"{close} other candidate{'s lie' if close > 1 else ' lies'} within one seed's noise of the winner and "
                f"the data do not separate {'them' if close > 1 else 'it'} from the winner")
-    return [f"Selection: the {len(objs)} candidates' validation objectives span {max(objs) - min(objs):.4f}; the chosen "
-            f"configuration's own objective has a standard deviation of {sd:.4f} over its {len(per_seed)} seeds, so "
+    return [f"Selection: the {len(objs)} candidates' validation objectives span {max(objs) - min(objs):.4f}; the "
+            f"chosen configuration's own objective has a standard deviation of {sd:.4f} over its {len(per_seed)} "
+            "seeds, so "
             f"{verdict}."]
 
 
@@ -232,15 +234,15 @@ def not_started(inputs: Inputs) -> dict[str, list]:
         if "tuning" not in plan:
             continue
         t = plan["tuning"]
-        rows = [Row({"task": text(s["task"], True), "entry": text(f"`{s['entry']}` (`{s['method']}`)"),
-                     "search": text(s["search"]), "knobs": text(", ".join(f"`{k}`" for k in s["knobs"])),
+        rows = [Row({"task": text(s["task"], True), "entry": text(f"{s['entry']} ({s['method']})"),
+                     "search": text(s["search"]), "knobs": text(", ".join(s["knobs"])),
                      "candidates": text(s["candidates"])}, name, s["task"], s["entry"], s["method"])
                 for s in t["searches"] if (name, s["task"], s["entry"]) not in have]
         if rows:
             out[t["title"]] += [
                 Para(f"Searches of suite `{name}` not started yet (rule: minimise {_rule(t['objective'])} on seed(s) "
-                     f"{', '.join(map(str, t['seeds']))}, validation data only; `python -m uqbench tune --suite {name}` "
-                     "runs them):"),
+                     f"{', '.join(map(str, t['seeds']))}, validation data only; "
+                     f"`python -m uqbench tune --suite {name}` runs them):"),
                 Table([Column(k, k.capitalize()) for k in rows[0].cells], rows, slug("not-started", name))]
     return out
 
@@ -260,7 +262,8 @@ def pages(inputs: Inputs) -> list[Page]:
             fig = f"figures/{rec['suite']}__{rec['task']}__{rec['entry']}-knobs.png"
             if figure(rec, _same_seeds(rec, finals.get(rec.get("reference"), [])), inputs.root / fig,
                       finals.get(rec["entry"], [])):
-                page.blocks.append(Links("Figure", [("how accuracy, ECE and OOD AUROC move with each knob", Ref(file=fig))]))
+                what = "how accuracy, ECE and OOD AUROC move with each knob"
+                page.blocks.append(Links("Figure", [(what, Ref(file=fig))]))
             if words := conclusion(rec, finals):
                 page.blocks += [Para("Conclusion (generated from the numbers):"), Bullets(words)]
         out.append(page)
