@@ -21,10 +21,18 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from uqbench import methods
+from uqbench.bench import catalogue
+
 PAPER = "Hydra Ensembles (arXiv 2510.18358)"
+
+SUITE_RANK = ("paper", "gpu", "standard", "quick")  # most authoritative first
+RECORD_SUITE = "standard"  # the suite of record: the leaderboard's headline shows its tasks
+CHECK_SUITE = "quick"  # a pipeline check: its claims count only for tasks no other suite ran
 
 
 @dataclass(frozen=True)
@@ -33,18 +41,22 @@ class Role:
     label: str
     method: str  # registry name
     match: Callable[[dict[str, Any], dict[str, Any]], bool]  # (params, registry defaults) -> plays it
+    description: str  # what plays it, for the report's prose
 
 
 ROLES = (
-    Role("single", "`single`", "single", lambda p, d: p == d),
-    Role("single-ft", "`single-ft`", "single", lambda p, d: p["extra_finetune_frac"] > 0),
+    Role("single", "`single`", "single", lambda p, d: p == d, "the reference model, with default hyper-parameters"),
+    Role("single-ft", "`single-ft`", "single", lambda p, d: p["extra_finetune_frac"] > 0,
+         "the single model given extra fine-tuning"),
     # the default ensemble size; the members' learning rate may be tuned
-    Role("deep_ensembles", "Deep Ensembles", "deep_ensembles", lambda p, d: p["num_members"] == d["num_members"]),
-    Role("hydra", "Hydra", "hydra", lambda p, d: True),
+    Role("deep_ensembles", "Deep Ensembles", "deep_ensembles", lambda p, d: p["num_members"] == d["num_members"],
+         "Deep Ensembles of the default size"),
+    Role("hydra", "Hydra", "hydra", lambda p, d: True, "any Hydra entry, each its own row"),
 )
 REFERENCE = "single"  # the model every ratio and "difference to single" is taken against
 SUBJECT = "hydra"  # the role whose claims are checked
 REFERENCES = ("deep_ensembles", "single", "single-ft")  # in the claims table's column order
+FINETUNED = "single-ft"  # the reference that isolates the extra training
 
 VARIANT_PARAM = "criterion"
 VARIANTS = {"circuit": "Hydra (Circ)", "taylor": "Hydra (Taylor)"}
@@ -96,8 +108,12 @@ def verdict(test: Test, diff: float, lo: float, hi: float, higher: bool, seeds: 
 class Claim:
     name: str
     metric: str  # result metric key
-    higher: bool  # higher is better
     tests: dict[str, Test]  # reference role -> comparison
+
+    @property
+    def higher(self) -> bool:
+        """Whether higher is better, from the metric catalogue."""
+        return bool(catalogue.higher(self.metric))
 
 
 def _uq(margin: float) -> dict[str, Test]:
@@ -106,15 +122,15 @@ def _uq(margin: float) -> dict[str, Test]:
 
 
 CLAIMS = (
-    Claim("Accuracy", "test/acc", True, {"deep_ensembles": Test("at least as good", 0.01),
-                                         "single": Test("on par", 0.01), "single-ft": Test("on par", 0.01)}),
-    Claim("NLL", "test/nll", False, _uq(0.02)),
-    Claim("ECE", "test/ece", False, {r: Test("at least as good", 0.01) for r in REFERENCES}),
-    Claim("Brier", "test/brier", False, _uq(0.01)),
-    Claim("AUROC near-OOD", "ood_near/auroc_msp", True, _uq(0.01)),
-    Claim("AUROC far-OOD", "ood_far/auroc_msp", True, _uq(0.01)),
-    Claim("FPR95 near-OOD", "ood_near/fpr95_msp", False, _uq(0.02)),
-    Claim("FPR95 far-OOD", "ood_far/fpr95_msp", False, _uq(0.02)),
+    Claim("Accuracy", "test/acc", {"deep_ensembles": Test("at least as good", 0.01),
+                                   "single": Test("on par", 0.01), "single-ft": Test("on par", 0.01)}),
+    Claim("NLL", "test/nll", _uq(0.02)),
+    Claim("ECE", "test/ece", {r: Test("at least as good", 0.01) for r in REFERENCES}),
+    Claim("Brier", "test/brier", _uq(0.01)),
+    Claim("AUROC near-OOD", "ood_near/auroc_msp", _uq(0.01)),
+    Claim("AUROC far-OOD", "ood_far/auroc_msp", _uq(0.01)),
+    Claim("FPR95 near-OOD", "ood_near/fpr95_msp", _uq(0.02)),
+    Claim("FPR95 far-OOD", "ood_far/fpr95_msp", _uq(0.02)),
 )
 SOURCE = ("the paper states that Hydra matches or surpasses Deep Ensembles in UQ performance with inference "
           "close to a single network; as an ensemble built from the single model, it should also improve on "
@@ -129,8 +145,6 @@ COST_BENCH_SUBJECT, COST_BENCH_REFERENCE = "hydra", "single"
 
 @functools.cache
 def _registry_defaults(method: str) -> tuple[tuple[str, Any], ...] | None:
-    from uqbench import methods
-
     return tuple(methods.create(method).get_params().items()) if method in methods.REGISTRY else None
 
 
@@ -158,3 +172,35 @@ def variant(params: dict[str, Any]) -> tuple[str, bool]:
     label = VARIANTS.get(crit, f"Hydra ({crit})")
     changed = [f"{k}={full[k]!r}" for k in sorted(full) if k != VARIANT_PARAM and full[k] != defaults.get(k)]
     return ", ".join([label, *(changed or [DEFAULT_RECIPE])]), crit == HEADLINE_VARIANT
+
+
+def defaults(role: str) -> str:
+    """The registry defaults of the method playing ``role``, as the report states them:
+    "criterion='taylor', merge_mlp=True, ..." (read from the registry, never copied)."""
+    method = next(r.method for r in ROLES if r.name == role)
+    return ", ".join(f"{k}={v!r}" for k, v in sorted((_defaults(method) or {}).items()))
+
+
+def suite_rank(suite: str) -> int:
+    """The suite's place in ``SUITE_RANK`` (most authoritative first; unranked suites last)."""
+    return SUITE_RANK.index(suite) if suite in SUITE_RANK else len(SUITE_RANK)
+
+
+def entries_by_role(jobs: list[dict]) -> tuple[dict[str, list[str]], dict[str, list[dict]]]:
+    """({role: entry names}, {entry name: jobs}) of one (suite, task); an entry whose jobs differ in
+    role has none."""
+    by_entry: dict[str, list[dict]] = defaultdict(list)
+    for j in jobs:
+        by_entry[j["method"]].append(j)
+    roles: dict[str, list[str]] = defaultdict(list)
+    for entry, js in sorted(by_entry.items()):
+        found = {role_of(j["params"]) for j in js}
+        if len(found) == 1 and None not in found:
+            roles[found.pop()].append(entry)
+    return dict(roles), dict(by_entry)
+
+
+def reference_entry(jobs: list[dict]) -> str | None:
+    """The entry in the reference role among ``jobs`` of one (suite, task), if exactly one."""
+    refs = entries_by_role(jobs)[0].get(REFERENCE, [])
+    return refs[0] if len(refs) == 1 else None

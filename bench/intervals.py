@@ -24,6 +24,11 @@ it 95-99 % of the time (``tests/test_intervals.py``): conservative where test-sa
 differs between seeds, since that part is counted with the t quantile of n - 1 degrees of
 freedom.
 
+``Evidence`` applies this to a results folder: each job's replicates from its saved logits (or
+the per-sample scores committed for logits kept in a cache) and the difference of two entries'
+jobs paired by seed, with the seed-spread interval and a note where logits are absent. So the
+numbers are the same on every machine.
+
 Metrics from logits: ``test/{acc,nll,brier,ece}`` and ``<group>/{auroc,fpr95}_msp`` for the
 groups ``ood_near``, ``ood_far``, ``ood_mean`` (the mean over the group's sets) and ``ood/<set>``,
 as defined in ``bench/metrics.py``; replicate 0 (unit weights) equals its values. ``Scores`` keep
@@ -36,19 +41,23 @@ from __future__ import annotations
 
 import io
 import math
+import zipfile
 import zlib
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from uqbench.bench import metrics, results
+from uqbench.bench import calibration, metrics, results
+from uqbench.bench.catalogue import DEFAULT_SCORE
 from uqbench.bench.scoring import VAL_SETS, softmax
 
 N_BOOT = 1000
 LEVEL = 0.95
-OOD_KEYS = ("auroc_msp", "fpr95_msp")
+OOD_KEYS = (f"auroc_{DEFAULT_SCORE}", f"fpr95_{DEFAULT_SCORE}")  # ``Scores.msp`` holds that score
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,32 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     results.write_atomic(path, buf.getvalue())
 
 
+def scores_file(result: str | Path) -> Path:
+    """Where the per-sample scores of a result whose logits stay in the cache are committed."""
+    return Path(result).with_suffix(".scores.npz")
+
+
+def write_scores(path: Path, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], near: tuple,
+                 temperature: float | None = None) -> bool:
+    """Commit what the paired bootstrap needs of the result at ``path`` whose logits are too large
+    to commit (``scores_file`` beside it), with the temperature-scaled quantities where the result
+    has a fitted ``temperature``. Writes only where the file is absent or holds other arrays;
+    returns whether it wrote."""
+    y, near = labels["test"], tuple(near)
+    cal = None if temperature is None else scores(calibration.scale(logits, temperature), y, near)
+    new = score_arrays(scores(logits, y, near), signature(logits, y), cal, temperature)
+    target = scores_file(path)
+    if target.is_file():
+        try:
+            with np.load(target) as z:
+                if set(z.files) == set(new) and all(np.array_equal(z[k], v) for k, v in new.items()):
+                    return False
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            pass  # a damaged file is replaced
+    write_arrays(target, new)
+    return True
+
+
 def load_scores(path: Path, calibrated: bool = False) -> tuple[Scores, tuple]:
     """``(Scores, signature)`` from a file of ``save_scores``; with ``calibrated``, those of the
     temperature-scaled logits (``NoCalibratedScores`` where the file holds none). Score kinds the file
@@ -231,8 +266,8 @@ def replicates(s: Scores, rs: Resampler) -> dict[str, np.ndarray]:
     sets = [k for k in s.msp if k != "test"]
     for k in sets:
         wood = rs.counts(f"ood/{k}", s.msp[k].size)
-        out[f"ood/{k}/auroc_msp"] = ranked.auroc(s.msp[k], wood)
-        out[f"ood/{k}/fpr95_msp"] = ranked.fpr95(s.msp[k], wood)
+        out[f"ood/{k}/{OOD_KEYS[0]}"] = ranked.auroc(s.msp[k], wood)
+        out[f"ood/{k}/{OOD_KEYS[1]}"] = ranked.fpr95(s.msp[k], wood)
     groups = {"ood_near": [k for k in sets if k in s.near], "ood_far": [k for k in sets if k not in s.near],
               "ood_mean": sets}
     for g, members in groups.items():
@@ -270,3 +305,87 @@ def seeds_only(a: list[float], b: list[float], level: float = LEVEL) -> Interval
         return Interval(diff, math.nan, math.nan, 1, "none")
     half = stats.t.ppf(0.5 + level / 2, n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
     return Interval(diff, diff - half, diff + half, n, "seeds only")
+
+
+class Evidence:
+    """Bootstrap replicates of each job's metrics from its saved logits under ``root`` (None: read
+    no logits), computed once per job. A job's calibrated variant (``calibration.calibrated_result``,
+    marked by ``post_hoc``) is scored from its temperature-scaled logits or scores."""
+
+    def __init__(self, root: Path | None, n_boot: int = N_BOOT) -> None:
+        self.root = None if root is None else Path(root)
+        self.resampler = Resampler(n_boot)
+        self._done: dict[tuple[str, float | None], tuple[dict[str, np.ndarray], tuple] | str] = {}
+
+    def replicates(self, job: dict) -> tuple[dict[str, np.ndarray], tuple] | str:
+        """(replicates by metric key, signature of the evaluated samples), or why there are none."""
+        key = (job["_path"], job.get("post_hoc", {}).get("temperature"))
+        if key not in self._done:
+            self._done[key] = self._compute(job, key[1])
+        return self._done[key]
+
+    def _compute(self, job: dict, temperature: float | None) -> tuple[dict[str, np.ndarray], tuple] | str:
+        if self.root is None:
+            return "logits not read"
+        cached = job["logits"].startswith("cache:")  # then its per-sample scores are committed instead
+        path = self.root / scores_file(job["_path"]) if cached else results.logits_location(self.root,
+                                                                                                        job["logits"])
+        if not path.is_file():
+            return "logits kept only in the local cache" if cached else "logits file absent"
+        try:
+            if cached:
+                s, sig = load_scores(path, calibrated=temperature is not None)
+            else:
+                logits, labels = results.load_logits(path)
+                scored = logits if temperature is None else calibration.scale(logits, temperature)
+                s, sig = scores(scored, labels["test"], tuple(job.get("near_ood", []))), signature(logits, labels["test"])
+        except NoCalibratedScores:
+            return "scores file without temperature-scaled scores"
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            what = "scores" if cached else "logits"
+            raise results.ResultError(f"{path}: unreadable {what} ({type(e).__name__}: {e})") from None
+        return replicates(s, self.resampler), sig
+
+    def difference(self, a: list[dict], b: list[dict], key: str) -> dict[str, Any] | None:
+        """``key`` of jobs ``a`` minus jobs ``b``, paired by seed: diff, lo, hi, seeds, interval (its
+        kind) and note (why the interval is not the full one, or seeds were left out); None when no
+        seed pairs."""
+        by_a, by_b = {j["seed"]: j for j in a}, {j["seed"]: j for j in b}
+        notes, seeds = [], []
+        for seed in sorted(set(by_a) & set(by_b)):
+            ja, jb = by_a[seed], by_b[seed]
+            if key not in ja["metrics"] or key not in jb["metrics"]:
+                continue
+            if ja["task_config"] != jb["task_config"]:
+                notes.append(f"seed {seed} left out: different task configurations")
+                continue
+            seeds.append(seed)
+        if not seeds:
+            return None
+        reps = {(s, side): self.replicates(j) for s in seeds for side, j in (("a", by_a[s]), ("b", by_b[s]))}
+        absent: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for (s, side), r in reps.items():
+            if isinstance(r, str):
+                absent[r][(by_a if side == "a" else by_b)[s]["method"]].append(s)
+        if absent:
+            notes.append("seed spread only: " + "; ".join(
+                reason + ": " + ", ".join(f"`{e}` seed{'s' if len(ss) > 1 else ''} {', '.join(map(str, sorted(ss)))}"
+                                          for e, ss in sorted(found.items()))
+                for reason, found in sorted(absent.items())))
+            iv = seeds_only([by_a[s]["metrics"][key] for s in seeds], [by_b[s]["metrics"][key] for s in seeds])
+            return _fields(iv, notes)
+        paired = [s for s in seeds if reps[(s, "a")][1] == reps[(s, "b")][1]]
+        notes += [f"seed {s} left out: different test samples" for s in seeds if s not in paired]
+        if not paired:
+            return {**no_difference(""), "note": "; ".join(notes)}
+        return _fields(combine([reps[(s, "a")][0][key] for s in paired],
+                                         [reps[(s, "b")][0][key] for s in paired]), notes)
+
+
+def _fields(iv: Interval, notes: list[str]) -> dict[str, Any]:
+    return {"diff": iv.diff, "lo": iv.lo, "hi": iv.hi, "seeds": iv.seeds, "interval": iv.kind, "note": "; ".join(notes)}
+
+
+def no_difference(note: str) -> dict[str, Any]:
+    """The fields of a comparison that could not be made, and why."""
+    return _fields(Interval(math.nan, math.nan, math.nan, 0, "none"), [note] if note else [])

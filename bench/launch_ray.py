@@ -107,7 +107,9 @@ def run_suite(
         log(f"removed {path}, left by an interrupted run")
     started = _connect(ray, address, float(suite.ray_cpus if suite.ray_cpus is not None else suite.threads))
     try:
-        return _run(ray, suite, root, droot, force, device, only_tasks, only_methods, started, log)
+        report = _run(ray, suite, root, droot, force, device, only_tasks, only_methods, started, log)
+        runner.record_plan(suite, root)
+        return report
     finally:
         if started:
             ray.shutdown()

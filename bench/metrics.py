@@ -36,7 +36,7 @@ Conventions (documented here once; the functions below follow them):
   M = 1. Two more need the member logits ``(M, B, C)`` the probabilities came
   from, and use the *mean logits* z (the average of the members' logits):
   ``energy`` = -logsumexp(z) (the negated free energy; Liu et al., 2020) and
-  ``maxlogit`` = -max(z) (Hendrycks et al., 2022). ``OOD_SCORES`` lists every
+  ``maxlogit`` = -max(z) (Hendrycks et al., 2022). ``catalogue.OOD_SCORES`` lists every
   kind, in this order.
 * OOD detection metrics, per score, with the ID set from ``probs`` and the OOD
   set from ``ood_probs``:
@@ -56,10 +56,10 @@ from typing import Any
 
 import numpy as np
 
+from uqbench.bench.catalogue import OOD_SCORES  # the score kinds, defined once
+
 EPS = 1e-12
-# Every OOD score kind (higher = more likely OOD); those in LOGIT_SCORES need the member logits.
-OOD_SCORES = ("msp", "entropy", "mi", "energy", "maxlogit")
-LOGIT_SCORES = ("energy", "maxlogit")
+LOGIT_SCORES = ("energy", "maxlogit")  # the OOD score kinds that need the member logits
 
 
 def _to_numpy(x: Any) -> np.ndarray:

@@ -10,7 +10,7 @@ results gain the newer scores), the temperature-scaled metrics (``calibrated``, 
 saves, so on unchanged code the recomputed metrics equal the stored ones exactly.
 
 Results whose logits stay in the cache also get the per-sample scores file that the paired
-intervals read (``verdicts.scores_file``), so that the leaderboard needs no cache; one written by
+intervals read (``intervals.scores_file``), so that the leaderboard needs no cache; one written by
 older code is rewritten with what it lacks (the newer OOD scores, the temperature-scaled arrays).
 
 Nothing is written until every file has been scored: damaged logits (NaN, unreadable) stop the
@@ -23,9 +23,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from uqbench.bench import calibration, results, scoring, verdicts
-
-HEADLINE = ("test/acc", "test/nll", "test/ece", "ood_mean/auroc_msp", "ood_mean/fpr95_msp", "shift/mean/acc")
+from uqbench.bench import calibration, catalogue, intervals, results, scoring
 
 
 def _score(path: Path, logits_path: Path, obj: dict, max_members: int | None) -> dict:
@@ -43,7 +41,7 @@ def _score(path: Path, logits_path: Path, obj: dict, max_members: int | None) ->
         sweep = {}
         for m in range(1, top + 1):
             s = metric_values if m == k else scoring.score(logits, labels, near_ood=near, members=m)
-            sweep[str(m)] = {key: s[key] for key in HEADLINE if key in s}
+            sweep[str(m)] = {key: s[key] for key in catalogue.SWEPT if key in s}
         calibrated = calibration.calibrate(logits, labels, near)
     except ValueError as e:
         raise ValueError(f"{logits_path}: {e}") from None
@@ -86,6 +84,6 @@ def rescore(root: Path, suite: str | None = None, max_members: int | None = None
         results.write(path, obj)
     for path, logits_path, obj in scores:
         logits, labels = results.load_logits(logits_path)
-        if verdicts.write_scores(path, logits, labels, tuple(obj.get("near_ood", [])), calibration.temperature(obj)):
-            log(f"{verdicts.scores_file(path)}: per-sample scores written (its logits stay in the cache)")
+        if intervals.write_scores(path, logits, labels, tuple(obj.get("near_ood", [])), calibration.temperature(obj)):
+            log(f"{intervals.scores_file(path)}: per-sample scores written (its logits stay in the cache)")
     return len(updates)

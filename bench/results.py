@@ -54,6 +54,26 @@ def skip_path(root: Path, suite: str, task: str, method: str | None = None) -> P
     return (base / method if method else base) / "skipped.json"
 
 
+def plan_path(root: Path, suite: str) -> Path:
+    """What a suite asked of this results folder when it last ran (``suite.Suite.plan``)."""
+    return Path(root) / "plans" / f"{suite}.json"
+
+
+def write_plan(root: Path, plan: dict[str, Any]) -> None:
+    write_atomic(plan_path(root, plan["suite"]), json.dumps(plan, indent=1) + "\n")
+
+
+def read_plans(root: Path) -> dict[str, dict[str, Any]]:
+    """Every suite's recorded plan, by suite name: the leaderboard reads these, never suite files."""
+    out = {}
+    for path in sorted((Path(root) / "plans").glob("*.json")):
+        try:
+            out[path.stem] = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ResultError(f"{path}: unreadable plan ({type(e).__name__}: {e})") from None
+    return out
+
+
 def external_path(root: Path, suite: str, task: str, name: str, seed: int) -> Path:
     """An entry scored from outside the suite's methods (``bench.external``)."""
     return root / "runs" / "external" / suite / task / name / f"seed{seed}.json"
@@ -192,10 +212,13 @@ def load_logits(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray
     return logits, labels
 
 
+def cache_root() -> Path:
+    """Where trained models, decoded images and large logit files live (``UQBENCH_CACHE``)."""
+    return Path(os.environ.get("UQBENCH_CACHE", Path.home() / ".cache" / "uqbench"))
+
+
 def logits_location(root: Path, ref: str) -> Path:
     """Resolve a result's ``logits`` field: relative to the results root, or ``cache:``."""
     if ref.startswith("cache:"):
-        from uqbench.bench.tasks.base import cache_root
-
         return cache_root() / "logits" / ref.removeprefix("cache:")
     return root / ref

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from uqbench import methods
-from uqbench.bench import calibration, cost, dist, locks, results, scoring, verdicts
+from uqbench.bench import calibration, cost, dist, intervals, locks, results, scoring
 from uqbench.bench.data.root import MissingData, data_root
 from uqbench.bench.results import JobId, ResultError
 from uqbench.bench.suite import MethodEntry, Suite, build_task
@@ -97,7 +97,7 @@ def make_record(task: SupervisedTask, logits: dict[str, np.ndarray], labels: dic
         logits_path.replace(dest)
         obj["logits"] = f"cache:{rel}"
         # so that intervals need no cache
-        verdicts.write_scores(path, logits, labels, task.near_ood, calibration.temperature(obj))
+        intervals.write_scores(path, logits, labels, task.near_ood, calibration.temperature(obj))
     results.write(path, obj)
     return obj
 
@@ -364,4 +364,12 @@ def run_suite(
             task.device = dev
             attempt(suite, task, entry, seed, root, report, force, log)
             bar.update(1)
+    record_plan(suite, root)
     return report
+
+
+def record_plan(suite: Suite, root: Path) -> None:
+    """After a run of ``suite``: what it asks for, beside its results (the leaderboard lists the
+    runs still to do from it, without loading suite files)."""
+    if suite.plan and dist.is_main():
+        results.write_plan(Path(root), suite.plan)

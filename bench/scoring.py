@@ -17,10 +17,10 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from uqbench.bench import metrics
+from uqbench.bench import catalogue, metrics
 
-_ID_KEYS = ("acc", "nll", "brier", "ece", "aurc", "disagreement")
-_SHIFT_KEYS = ("acc", "nll", "ece")
+_ID_KEYS = tuple(m.name for m in catalogue.IN_DISTRIBUTION)
+_SHIFT_KEYS = tuple(m.name for m in catalogue.SHIFTED)
 VAL_SETS = ("val", "ood_val")  # held-out splits, scored by ``score_val`` only
 
 

@@ -78,6 +78,7 @@ class Suite:
     ray_cpus: float | None = None  # Ray resources per job (--launcher ray); None: from threads / device
     ray_gpus: float | None = None
     tuning: Any = None  # a ``tuning.Protocol`` when the file has a [tuning] section
+    plan: dict[str, Any] = field(default_factory=dict)  # as declared; recorded with the results
 
     def seeds_for(self, task: str) -> list[int]:
         """The seeds every entry runs on ``task``: the task's own, else the suite's."""
@@ -179,11 +180,15 @@ def load(name_or_path: str) -> Suite:
         from uqbench.bench import tuning  # imports the runner, which imports this module
 
         protocol = tuning.parse(raw["tuning"], where, [e.name for e in entries], [t.name for t in tasks])
+    plan = {"suite": path.stem, "entries": [e.name for e in entries],
+            "tasks": [{"name": t.name, "seeds": t.seeds or seeds} for t in tasks]}
+    if protocol is not None:
+        plan["tuning"] = protocol.plan([t.name for t in tasks])
     return Suite(
         name=path.stem, tasks=tasks, methods=entries, seeds=seeds, description=head.get("description", ""),
         device=head.get("device", "cpu"), threads=head.get("threads", 2), dtype=head.get("dtype", "float32"),
         batch_sizes=tuple(head.get("batch_sizes", (1, 256))), cost_repeats=head.get("cost_repeats", 10),
-        ray_cpus=head.get("ray_cpus"), ray_gpus=head.get("ray_gpus"), tuning=protocol,
+        ray_cpus=head.get("ray_cpus"), ray_gpus=head.get("ray_gpus"), tuning=protocol, plan=plan,
     )
 
 

@@ -55,6 +55,7 @@ import hashlib
 import itertools
 import json
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,13 @@ class Protocol:
     spaces: list[Space]
     reference: str | None = None
     title: str = "Tuning study"
+
+    def plan(self, tasks: list[str]) -> dict[str, Any]:
+        """The declared searches on ``tasks``, as a suite records them with its results."""
+        return {"title": self.title, "objective": self.objective, "seeds": self.seeds, "reference": self.reference,
+                "searches": [{"task": t, "entry": sp.entry, "method": sp.method, "search": sp.search,
+                              "knobs": list(sp.knobs_for(t)), "candidates": candidate_count(sp, t)}
+                             for t in tasks for sp in self.spaces]}
 
 
 def resolve(space: Space, choice: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +224,50 @@ def choices(space: Space, task: str) -> list[dict[str, Any]]:
 
 def space_size(space: Space, task: str) -> int:
     return math.prod(len(v) for v in space.knobs_for(task).values())
+
+
+def candidate_count(space: Space, task: str) -> int:
+    """How many candidates the search runs: the whole grid, or 1 + sum(len - 1) visiting knobs in turn."""
+    knobs = space.knobs_for(task)
+    return space_size(space, task) if space.search == "grid" else 1 + sum(len(v) - 1 for v in knobs.values())
+
+
+# -- reading a record -----------------------------------------------------------------------
+def knob_slices(rec: dict) -> dict[str, list[dict]]:
+    """Per knob, the candidates of a record (those with results, ``_results``) that differ only in
+    that knob: the largest such group, the winner's where there is a tie, ordered as the knob's
+    values are declared."""
+    out = {}
+    cands = [c for c in rec["candidates"] if c["_results"]]
+    win = (rec.get("winner") or {}).get("name")
+    for knob, values in rec["space"].items():
+        groups = defaultdict(list)
+        for c in cands:
+            groups[json.dumps({k: v for k, v in c["knobs"].items() if k != knob}, sort_keys=True)].append(c)
+        best = max(groups.values(), key=lambda g: (len({json.dumps(c["knobs"][knob]) for c in g}),
+                                                   any(c["name"] == win for c in g)), default=[])
+        if len(best) > 1:
+            out[knob] = sorted(best, key=lambda c: values.index(c["knobs"][knob]))
+    return out
+
+
+def at_the_edge(rec: dict) -> list[tuple[str, float, str, list[float]]]:
+    """(knob, value, "smallest" or "largest", values tried) for each of the winner's values that is
+    the smallest or largest of three or more numbers a knob (or a field of a table-valued knob)
+    tried: there the best value may lie outside the space."""
+    win = rec.get("winner")
+    if not win:
+        return []
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    out = []
+    for knob, values in rec["space"].items():
+        chosen = win["knobs"][knob]
+        for field, x in chosen.items() if isinstance(chosen, dict) else [(None, chosen)]:
+            tried = {v.get(field) if isinstance(v, dict) else v for v in values}
+            if len(tried) >= 3 and all(map(number, tried)) and x in (min(tried), max(tried)):
+                out.append((knob if field is None else f"{knob}.{field}", x,
+                            "smallest" if x == min(tried) else "largest", sorted(tried)))
+    return out
 
 
 # -- running a tuning ---------------------------------------------------------------------
@@ -426,6 +478,7 @@ def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entr
                     summary = {"record": str(path.relative_to(root)), "winner": pick["name"], "choice": choice,
                                "objective": protocol.objective, "candidates": record["budget"]["candidates"]}
                     _rows(suite, task, MethodEntry(name, space.method, pick["params"]), summary, root, report, log)
+    runner.record_plan(suite, root)
     return report
 
 

@@ -91,6 +91,9 @@ class UQMethod:
     needs_training: ClassVar[bool] = True  # False: applies to zero-shot tasks as it is
     modalities: ClassVar[tuple[str, ...]] = ("image", "text")  # the task modalities it applies to
     inference_only: ClassVar[tuple[str, ...]] = ()  # hyper-parameters that never change trained weights
+    # facts of ``extra_`` worth showing beside the method's results, as
+    # {key: (short title, sentence where "{}" takes the value over seeds)}; the report names no key itself
+    display_notes: ClassVar[dict[str, tuple[str, str]]] = {}
 
     models_: nn.ModuleList | None = None  # set by fit
     extra_: dict[str, Any] | None = None  # JSON-able facts about the fit (e.g. head sets)

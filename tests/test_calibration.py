@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from uqbench.bench import calibration, intervals, results, scoring, verdicts
+from uqbench.bench import calibration, intervals, results, scoring
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -136,11 +136,11 @@ def test_a_calibrated_variant_gets_intervals_from_scaled_logits_or_scores(tmp_pa
     results.write(path, obj)
     if cached:
         t = calibration.temperature(obj)
-        assert verdicts.write_scores(path, logits, labels, ("near",), t)
-        assert not verdicts.write_scores(path, logits, labels, ("near",), t)  # unchanged: not rewritten
-        back, _ = intervals.load_scores(verdicts.scores_file(path), calibrated=True)
+        assert intervals.write_scores(path, logits, labels, ("near",), t)
+        assert not intervals.write_scores(path, logits, labels, ("near",), t)  # unchanged: not rewritten
+        back, _ = intervals.load_scores(intervals.scores_file(path), calibrated=True)
         assert set(back.ood) == set(intervals.scores(logits, labels["test"]).ood)
-    evidence = verdicts.Evidence(tmp_path, n_boot=10)
+    evidence = intervals.Evidence(tmp_path, n_boot=10)
     for job in (obj, calibration.calibrated_result(obj)):
         reps, _ = evidence.replicates({**job, "_path": str(path.relative_to(tmp_path))})
         for key in ("test/nll", "test/ece", "test/acc", "ood_near/auroc_msp", "ood_far/fpr95_msp"):
@@ -152,12 +152,12 @@ def test_an_older_scores_file_is_completed_and_lacks_calibrated_scores(tmp_path)
     path = tmp_path / "seed0.json"
     s = intervals.scores(logits, labels["test"], ("near",))
     old = intervals.Scores(**{**s.__dict__, "ood": {"msp": s.ood["msp"]}})  # as files were written before
-    intervals.save_scores(verdicts.scores_file(path), old, intervals.signature(logits, labels["test"]))
+    intervals.save_scores(intervals.scores_file(path), old, intervals.signature(logits, labels["test"]))
     with pytest.raises(intervals.NoCalibratedScores):
-        intervals.load_scores(verdicts.scores_file(path), calibrated=True)
-    assert set(intervals.load_scores(verdicts.scores_file(path))[0].ood) == {"msp"}
-    assert verdicts.write_scores(path, logits, labels, ("near",), 1.5)
-    back, _ = intervals.load_scores(verdicts.scores_file(path), calibrated=True)
+        intervals.load_scores(intervals.scores_file(path), calibrated=True)
+    assert set(intervals.load_scores(intervals.scores_file(path))[0].ood) == {"msp"}
+    assert intervals.write_scores(path, logits, labels, ("near",), 1.5)
+    back, _ = intervals.load_scores(intervals.scores_file(path), calibrated=True)
     assert set(back.ood) == {"msp", "entropy", "mi", "energy", "maxlogit"}
     assert not math.isclose(back.nll.mean(), s.nll.mean())
 
@@ -182,7 +182,7 @@ def test_rescore_adds_logit_scores_and_calibration_to_older_results(tmp_path, mo
         results.write(path, old)
         if cached:
             s = intervals.scores(logits, labels["test"], ("near",))
-            intervals.save_scores(verdicts.scores_file(path), intervals.Scores(**{**s.__dict__, "ood": {"msp": s.msp}}),
+            intervals.save_scores(intervals.scores_file(path), intervals.Scores(**{**s.__dict__, "ood": {"msp": s.msp}}),
                                   intervals.signature(logits, labels["test"]))
     assert cli.main(["rescore", "--results", str(root)]) == 0
     assert "per-sample scores written" in capsys.readouterr().out
@@ -191,7 +191,7 @@ def test_rescore_adds_logit_scores_and_calibration_to_older_results(tmp_path, mo
         assert {"ood_near/auroc_energy", "ood/far/auroc_maxlogit", "ood_mean/fpr95_energy"} <= set(obj["metrics"])
     assert a["calibrated"]["temperature"] > 0 and set(a["calibrated"]["metrics"]) == set(a["metrics"])
     assert "reason" in b["calibrated"] and calibration.calibrated_result(b) is None
-    back, _ = intervals.load_scores(verdicts.scores_file(root / "runs/s/toy/c/seed0.json"), calibrated=True)
+    back, _ = intervals.load_scores(intervals.scores_file(root / "runs/s/toy/c/seed0.json"), calibrated=True)
     assert set(back.ood) == set(scoring.metrics.OOD_SCORES)
 
 

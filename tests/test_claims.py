@@ -3,7 +3,6 @@ claims and "difference to single" tables built from result files."""
 
 from __future__ import annotations
 
-import ast
 import math
 from pathlib import Path
 
@@ -11,9 +10,10 @@ import numpy as np
 import pytest
 
 from uqbench import methods
-from uqbench.bench import claims, report, results, scoring, verdicts
+from uqbench.bench import claims, intervals, report, results, scoring
+from uqbench.bench.report import comparisons, inputs, pages, sections
+from uqbench.bench.report.tables import find
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 # entry name -> (registry name, hyper-parameters); every name differs from its registry name
 ENTRIES = {
     "baseline": ("single", {}),
@@ -82,22 +82,6 @@ def test_verdict_needs_two_seeds_and_an_interval():
         claims.verdict(T("roughly"), 0.0, -1.0, 1.0, True, seeds=3)
 
 
-def test_bench_names_no_method_outside_the_claims_data():
-    """No string constant in bench/ (docstrings aside) is a registered method's name, except in
-    claims.py: the report keys on roles."""
-    found = []
-    for path in sorted(BENCH.rglob("*.py")):
-        if path.name == "claims.py":
-            continue
-        tree = ast.parse(path.read_text())
-        docs = {id(n.body[0].value) for n in ast.walk(tree)
-                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
-        found += [f"{path.name}:{n.lineno} {n.value!r}" for n in ast.walk(tree)
-                  if isinstance(n, ast.Constant) and n.value in methods.REGISTRY and id(n) not in docs]
-    assert not found
-
-
 # --- tables from result files ----------------------------------------------------------------
 def _write_run(root: Path, entries: dict[str, float], seeds=(0, 1, 2), cached: tuple[str, ...] = (),
                suite: str = "standard", task_config: dict | None = None) -> None:
@@ -128,11 +112,11 @@ def _write_run(root: Path, entries: dict[str, float], seeds=(0, 1, 2), cached: t
 def test_renamed_entries_keep_their_roles_in_the_claims(tmp_path):
     _write_run(tmp_path, {"baseline": 1.0, "baseline-longer": 1.2, "ensemble": 1.5, "hydra-taylor": 1.4,
                           "heads-circ": 1.3, "dropout": 1.0})
-    jobs, _ = report.load_all(tmp_path)
-    roles, _ = verdicts.entries_by_role(jobs)
+    jobs = inputs.load(tmp_path).jobs
+    roles, _ = claims.entries_by_role(jobs)
     assert roles == {"single": ["baseline"], "single-ft": ["baseline-longer"], "deep_ensembles": ["ensemble"],
                      "hydra": ["heads-circ", "hydra-taylor"]}
-    rows = verdicts.claim_rows(jobs, verdicts.Evidence(tmp_path, n_boot=100))
+    rows = comparisons.claim_rows(jobs, intervals.Evidence(tmp_path, n_boot=100))
     assert {(r["entry"], r["reference"], r["reference_entry"]) for r in rows} == {
         (h, ref, e) for h in ("hydra-taylor", "heads-circ")
         for ref, e in (("deep_ensembles", "ensemble"), ("single", "baseline"), ("single-ft", "baseline-longer"))}
@@ -147,15 +131,15 @@ def test_renamed_entries_keep_their_roles_in_the_claims(tmp_path):
     near = {r["metric"] for r in rows}
     assert {"ood_near/auroc_msp", "ood_far/auroc_msp", "ood_near/fpr95_msp", "ood_far/fpr95_msp"} <= near
 
-    diffs = verdicts.single_rows(jobs, verdicts.Evidence(tmp_path, n_boot=100))
+    diffs = comparisons.single_rows(jobs, intervals.Evidence(tmp_path, n_boot=100))
     assert {r["entry"] for r in diffs} == set(ENTRIES) - {"baseline"}
     assert {r["reference_entry"] for r in diffs} == {"baseline"}
 
 
 def test_absent_logits_fall_back_to_the_seed_spread_and_say_so(tmp_path):
     _write_run(tmp_path, {"baseline": 1.0, "hydra-taylor": 1.4}, cached=("hydra-taylor",))
-    jobs, _ = report.load_all(tmp_path)
-    rows = verdicts.claim_rows(jobs, verdicts.Evidence(tmp_path, n_boot=100))
+    jobs = inputs.load(tmp_path).jobs
+    rows = comparisons.claim_rows(jobs, intervals.Evidence(tmp_path, n_boot=100))
     one = next(r for r in rows if r["reference"] == "single" and r["claim"] == "NLL")
     assert one["interval"] == "seeds only" and "logits kept only in the local cache: `hydra-taylor` seeds 0, 1, 2" in one["note"]
     missing = [r for r in rows if r["reference"] == "deep_ensembles"]
@@ -166,8 +150,8 @@ def test_a_missing_reference_comes_from_a_suite_with_the_same_task_configuration
     _write_run(tmp_path, {"baseline": 1.0, "ensemble": 1.5})
     _write_run(tmp_path, {"baseline": 1.0, "hydra-taylor": 1.4}, suite="study")
     _write_run(tmp_path, {"ensemble": 1.5}, suite="other", task_config={"task": "toy", "epochs": 9})
-    jobs, _ = report.load_all(tmp_path)
-    rows = [r for r in verdicts.claim_rows(jobs, verdicts.Evidence(tmp_path, n_boot=100)) if r["suite"] == "study"]
+    jobs = inputs.load(tmp_path).jobs
+    rows = [r for r in comparisons.claim_rows(jobs, intervals.Evidence(tmp_path, n_boot=100)) if r["suite"] == "study"]
     de = [r for r in rows if r["reference"] == "deep_ensembles"]
     assert {r["reference_entry"] for r in de} == {"standard/ensemble"}  # not `other`: another configuration
     assert all(r["seeds"] == 3 and "from suite `standard`" in r["note"] for r in de)
@@ -176,12 +160,16 @@ def test_a_missing_reference_comes_from_a_suite_with_the_same_task_configuration
 
 def test_leaderboard_shows_claims_and_differences_for_renamed_entries(tmp_path):
     _write_run(tmp_path, {"baseline": 1.0, "ensemble": 1.5, "hydra-taylor": 1.4}, seeds=(0, 1))
+    made = report.all_pages(inputs.load(tmp_path))
+    table = find(made, "claims-standard-toy")
+    cell = table.cell("hydra-taylor", "single", claim="AUROC near-OOD")
+    row = next(r for r in comparisons.claim_rows(inputs.load(tmp_path).jobs, intervals.Evidence(tmp_path))
+               if r["entry"] == "hydra-taylor" and r["reference"] == "single" and r["claim"] == "AUROC near-OOD")
+    assert (cell.value, cell.lo, cell.hi, cell.verdict) == (row["diff"], row["lo"], row["hi"], row["verdict"])
+    assert table.cell("hydra-taylor", "entry", claim="NLL").text == "hydra-taylor: Hydra (Taylor), default recipe"
+    diff = find(made, "standard-toy-diff")
+    assert [r.entry for r in diff.rows] == ["ensemble", "hydra-taylor"] and diff.columns[1].title == "Accuracy"
     text = report.build(tmp_path, tmp_path / "leaderboard.md").read_text()
-    section = text.split("## Paper claims")[1].split("\n## ")[0]
-    assert "### Claims on `toy` (standard)" in section
-    assert "| AUROC near-OOD | `hydra-taylor`: Hydra (Taylor), default recipe | " in section
-    assert "Difference to `baseline` (entry minus `baseline`" in text
-    assert "| `hydra-taylor` | " in text.split("Difference to `baseline`")[1]
     assert report.build(tmp_path, tmp_path / "again.md").read_text() == text  # deterministic
 
 
@@ -207,34 +195,34 @@ def test_cached_logits_with_a_scores_file_get_the_full_interval(tmp_path, monkey
                                cost={"members": 1, "params": 1, "flops": 1, "latency_ms": 1.0, "throughput": 1.0},
                                wall={})
             assert results.read(path)["logits"].startswith("cache:")
-            assert verdicts.scores_file(path).is_file()
-    jobs, _ = report.load_all(root)
-    rows = verdicts.claim_rows(jobs, verdicts.Evidence(root, n_boot=100))
+            assert intervals.scores_file(path).is_file()
+    jobs = inputs.load(root).jobs
+    rows = comparisons.claim_rows(jobs, intervals.Evidence(root, n_boot=100))
     nll = next(r for r in rows if r["reference"] == "single" and r["claim"] == "NLL")
     assert nll["interval"] == "bootstrap + seeds" and not nll["note"] and nll["seeds"] == 2
 
 
-def test_slice_section_sets_the_whole_training_set_beside_the_slice():
+def test_slice_page_sets_the_whole_training_set_beside_the_slice():
     cfg = {"task": "t", "epochs": 3, "train_per_class": 15, "lr": 1e-4}
     job = lambda suite, acc, seed=0, **changed: {  # noqa: E731
-        "suite": suite, "task": "t", "seed": seed, "metrics": {"test/acc": acc},
+        "suite": suite, "task": "t", "seed": seed, "metrics": {"test/acc": acc}, "method": "baseline",
         "params": _params("baseline"), "task_config": {**cfg, **changed}}
     longer = {**job("standard", 0.95), "params": _params("baseline-longer")}
     jobs = [job("standard", 0.90), job("standard", 0.91, seed=1), longer, job("other", 0.5, epochs=9),
             job("full-data", 0.97, train_per_class=None)]
-    lines = report.slice_section(jobs)
-    rows = [line for line in lines if line.startswith("| `t`")]
-    assert rows == ["| `t` | `standard`: 15 per class | 0.900 | `full-data`: all | 0.970 | +0.070 | 0 |"]
-    assert report.slice_section(jobs[:4]) == []  # no whole-set run: no section
+    (row,) = find([pages.slices_page(jobs)], "slices").rows
+    assert [c.text for c in row.cells.values()] == ["t", "standard: 15 per class", "0.900", "full-data: all",
+                                                    "0.970", "+0.070", "0"]
+    assert row.cells["diff"].value == pytest.approx(0.07)
+    assert pages.slices_page(jobs[:4]) is None  # no whole-set run: no page
 
 
 def test_a_method_trained_from_scratch_on_a_pretrained_task_gets_its_own_table():
     job = lambda entry, acc, **extra: {  # noqa: E731
-        "suite": "s", "task": "t", "method": entry, "seed": 0, "params": _params(entry),
+        "suite": "s", "task": "t", "method": entry, "seed": 0, "params": _params(entry), "_path": f"{entry}.json",
         "metrics": {"test/acc": acc}, "cost": {"members": 1, "params": 1.0}, "extra": extra}
     jobs = [job("baseline", 0.90), job("ensemble", 0.80), job("dropout", 0.95, group="trained from scratch")]
-    lines = report.task_section("t", jobs, {})
-    text = "\n".join(lines)
-    main, scratch = text.split("*Trained from scratch*")
-    assert "`dropout`" not in main and "`dropout` | 1 | 1 | 0.950 |" in scratch  # apart, and never bold
-    assert "| `baseline` | 1 | 1 | **0.900** |" in main
+    main, caption, scratch = sections.entry_tables(jobs, ("test/acc",), (), "t")
+    assert [r.entry for r in main.rows] == ["baseline", "ensemble"] and main.cell("baseline", "test/acc").bold
+    assert [r.entry for r in scratch.rows] == ["dropout"] and not scratch.cell("dropout", "test/acc").bold  # apart
+    assert caption.text.startswith("Trained from scratch") and main.cell("baseline", "test/acc").value == 0.90

@@ -12,6 +12,8 @@ from torch import nn
 
 import uqbench
 from uqbench.bench import cli, external, report, rescore, results
+from uqbench.bench.report import inputs
+from uqbench.bench.report.tables import find
 
 
 class Ensemble(nn.Module):
@@ -97,8 +99,12 @@ def test_score_equals_evaluate_on_the_same_logits(sets, tmp_path, capsys):
     assert scored["external"]["command"].startswith("python -m uqbench score --task digits --predictions ")
     # the leaderboard shows it, marked
     text = report.build(tmp_path / "res", tmp_path / "leaderboard.md").read_text()
-    assert "| `preds` (external) | 2 | 1 |" in text
-    assert "preds" not in text.split("## Inference cost")[-1]  # no cost measured, no cost row
+    assert "| `preds` (external) | 2 |" in text
+    made = report.all_pages(inputs.load(tmp_path / "res"))
+    row = next(r for r in find(made, "headline-digits").rows if r.entry == "preds")
+    assert row.external and row.cells["members"].text == "2" and row.files[0].startswith("runs/external/")
+    cost = [b for p in made for b in p.blocks if getattr(b, "anchor", "") == "cost-jobs"]
+    assert not any(r.entry == "preds" for t in cost for r in t.rows)  # no cost measured, no cost row
 
 
 def _bad(preds: dict[str, np.ndarray], key: str) -> dict[str, np.ndarray]:

@@ -2,8 +2,9 @@
 browser (Debian's ``chromium`` and ``chromium-driver``, driven by selenium).
 
 The page under test is built from the committed results plus one external entry scored here,
-so that it holds every kind of row. Outside CI the browser tests skip, naming what to install,
-when no browser is there; in CI (``CI=true``) they fail instead.
+so that it holds every kind of row. Its cells must equal the cells of the tables both renderers
+draw from. Outside CI the browser tests skip, naming what to install, when no browser is there;
+in CI (``CI=true``) they fail instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uqbench.bench import costbench, external, html, report
+from uqbench.bench import claims, external, intervals
+from uqbench.bench.report import all_pages, html, inputs, runs_json
+from uqbench.bench.report.tables import Table
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -25,41 +28,39 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
-    """(markdown, page path, jobs) of the committed results plus one external entry."""
+    """(pages, page path, jobs) of the committed results plus one external entry (intervals from
+    the seed spread: the page, not the statistics, is under test here)."""
     tmp = tmp_path_factory.mktemp("board")
     task = external.load_task("digits")[1]
     rng = np.random.default_rng(0)
     np.savez(tmp / "preds.npz", **{k: rng.normal(size=(len(v), 6)) for k, v in task.eval_sets().items()})
     external.score_predictions(tmp / "preds.npz", "digits", name="noise", results_root=tmp / "res")
-    jobs, skipped = report.load_all(REPO / "results")
-    jobs += report.load_all(tmp / "res")[0]
-    md = report.render(jobs, skipped, {}, costbench.load(REPO / "results"))
-    html.write(md, jobs, skipped, tmp / "leaderboard.html", tmp / "runs.json")
-    return md, tmp / "leaderboard.html", jobs
+    found = inputs.load(REPO / "results", intervals.Evidence(None))
+    found.jobs += inputs.load(tmp / "res", intervals.Evidence(None)).jobs
+    made = all_pages(found)
+    page = tmp / "leaderboard.html"
+    page.write_text(html.render(made, found.jobs, page, REPO / "results", (claims.RECORD_SUITE, "cifar10-vit")))
+    (tmp / "runs.json").write_text(runs_json(found.jobs, found.skipped))
+    return made, page, found.jobs
 
 
-def md_tables(md: str) -> list[list[str]]:
-    """The body rows of every Markdown table, in order."""
-    tables, current = [], None
-    for line in md.splitlines() + [""]:
-        if line.startswith("|"):
-            current = [] if current is None else current
-            current.append(line)
-        elif current is not None:
-            tables.append(current[2:])
-            current = None
-    return tables
+def tables(made) -> list[Table]:
+    return [b for p in made for b in p.blocks if isinstance(b, Table)]
+
+
+def shown(c) -> str:
+    """A cell's text as a page shows it: the text, then its verdict."""
+    return " ".join(filter(None, [c.text, c.verdict]))
 
 
 def test_page_is_self_contained_and_holds_every_table(board):
-    md, page, _ = board
+    made, page, _ = board
     text = page.read_text()
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", text)  # nothing fetched
     assert "http://" not in text.replace('"http://www.w3.org/2000/svg"', "") and "https://" not in text
-    assert text.count("<table") == len(md_tables(md)) > 5
-    assert '<tr data-suite="standard" data-task="digits" data-method="noise" data-external="1">' in text
-    assert "{{" not in text
-    assert text.count("<section") == text.count("</section>") and 'section class="task" data-suite="gpu"' in text
+    assert text.count("<table") == len(tables(made)) > 20 and "{{" not in text
+    assert '<tr data-suite="standard" data-task="digits" data-method="noise" data-external="1"' in text
+    assert text.count('<section class="page"') == len(made) and text.count(" hidden>") >= len(made) - 1
 
 
 def test_runs_export_has_every_record_with_provenance(board):
@@ -116,28 +117,48 @@ def js(driver, code: str, *args):
     return driver.execute_script(code, *args)
 
 
-def visible_rows(driver, table) -> list[str]:
-    return js(driver, "return [...arguments[0].tBodies[0].rows].filter(r => r.offsetParent !== null)"
-                      ".map(r => r.cells[0].textContent)", table)
+def visible(driver, selector: str) -> list:
+    return js(driver, "return [...document.querySelectorAll(arguments[0])].filter(e => e.offsetParent !== null)"
+                      ".map(e => e.id)", selector)
 
 
-def test_browser_renders_every_table_with_its_rows(loaded, board):
+def test_browser_cells_equal_the_table_cells(loaded, board):
     assert [e for e in loaded.get_log("browser") if e["level"] == "SEVERE"] == []
-    counts = js(loaded, "return [...document.querySelectorAll('table')].map(t => t.tBodies[0].rows.length)")
-    assert counts == [len(rows) for rows in md_tables(board[0])]
-    assert js(loaded, "return document.getElementById('shown').textContent") == f"{sum(counts)} of {sum(counts)} table rows shown"
+    page = js(loaded, "return Object.fromEntries([...document.querySelectorAll('table')].map(t => [t.id, "
+                      "[...t.tBodies[0].rows].map(r => [...r.cells].map(c => c.textContent))]))")
+    expected = {t.anchor: [[shown(r.cells[c.key]) for c in t.columns] for r in t.rows] for t in tables(board[0])}
+    assert page == expected
+    ids = js(loaded, "return [...document.querySelectorAll('[id]')].map(e => e.id)")
+    assert len(ids) == len(set(ids))  # every link target is one element
 
 
-def test_browser_click_sorts_a_column(loaded):
+def test_browser_opens_on_the_headline_and_details_are_one_click_away(loaded, board):
     from selenium.webdriver.common.by import By
 
-    table = loaded.find_element(By.CSS_SELECTOR, 'section.task[data-suite="standard"][data-task="digits"] table')
+    assert visible(loaded, "section.page") == ["page-headline"]
+    first = visible(loaded, "table")[0]
+    assert first == "headline-cifar10-vit" and loaded.find_element(By.ID, first).location["y"] < 1000  # on screen
+    assert loaded.find_element(By.ID, "p-panel").get_attribute("value") == f"{claims.RECORD_SUITE}\u0001cifar10-vit"
+    loaded.find_element(By.CSS_SELECTOR, 'header nav a[href="#page-standard"]').click()
+    assert visible(loaded, "section.page") == ["page-standard"] and not loaded.find_element(By.ID, "plot").is_displayed()
+    loaded.find_element(By.CSS_SELECTOR, 'header nav a[href="#page-headline"]').click()
+    mark = loaded.find_element(By.CSS_SELECTOR, "#verdicts-standard-digits tbody tr td:nth-child(2) a")
+    target = mark.get_attribute("href").split("#")[1]
+    mark.click()  # a verdict mark opens its interval on the suite's page
+    assert visible(loaded, "section.page") == ["page-standard"]
+    assert loaded.find_element(By.ID, target).is_displayed() and target.startswith("claim-standard-digits-")
+
+
+def test_browser_click_sorts_a_column_by_value(loaded):
+    from selenium.webdriver.common.by import By
+
+    table = loaded.find_element(By.ID, "headline-digits")
     header = table.find_elements(By.TAG_NAME, "th")
     col = [h.text for h in header].index("Acc ↑")
 
     def column():
-        return [float(c.split()[0]) for c in js(loaded, "return [...arguments[0].tBodies[0].rows].map(r => "
-                                                         "r.cells[arguments[1]].textContent)", table, col)]
+        return [float(v) for v in js(loaded, "return [...arguments[0].tBodies[0].rows].map(r => "
+                                             "r.cells[arguments[1]].dataset.value)", table, col)]
 
     before = column()
     header[col].click()
@@ -146,25 +167,31 @@ def test_browser_click_sorts_a_column(loaded):
     assert column() == sorted(before, reverse=True) and header[col].get_attribute("aria-sort") == "descending"
 
 
-def test_browser_filter_hides_rows_and_sections(loaded):
+def test_browser_filter_hides_rows(loaded):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    table = loaded.find_element(By.CSS_SELECTOR, 'section.task[data-suite="standard"][data-task="digits"] table')
-    assert len(visible_rows(loaded, table)) > 2
+    rows = "#headline-digits tbody tr"
+    assert len(visible(loaded, rows)) > 2
     Select(loaded.find_element(By.ID, "f-method")).select_by_value("hydra")
-    assert visible_rows(loaded, table) == ["hydra"]
+    assert js(loaded, f"return [...document.querySelectorAll('{rows}')].filter(r => !r.hidden)"
+                      ".map(r => r.dataset.method)") == ["hydra"]
     Select(loaded.find_element(By.ID, "f-task")).select_by_value("sst2-minilm")
-    assert not table.is_displayed()
-    shown = js(loaded, "return [...document.querySelectorAll('section.task')].filter(s => !s.hidden).map(s => s.dataset.task)")
-    assert set(shown) == {"sst2-minilm"}
-    claims = js(loaded, "return [...document.querySelectorAll('tr[data-task]')].filter(r => r.offsetParent !== null)"
-                        ".map(r => r.dataset.task)")
-    assert claims and set(claims) == {"sst2-minilm"}
     assert loaded.find_element(By.ID, "p-panel").get_attribute("value").endswith("sst2-minilm")
     Select(loaded.find_element(By.ID, "f-task")).select_by_value("")
     Select(loaded.find_element(By.ID, "f-method")).select_by_value("")
-    assert len(visible_rows(loaded, table)) > 2
+    assert len(visible(loaded, rows)) > 2
+
+
+def test_browser_cell_lists_the_result_files_behind_it(loaded, board):
+    from selenium.webdriver.common.by import By
+
+    row = next(r for t in tables(board[0]) if t.anchor == "headline-digits" for r in t.rows if r.entry == "hydra")
+    loaded.find_element(By.CSS_SELECTOR, '#headline-digits tr[data-method="hydra"] td:nth-child(3)').click()
+    box = loaded.find_element(By.ID, "files")
+    links = [a.get_attribute("href") for a in box.find_elements(By.TAG_NAME, "a")]
+    assert box.is_displayed() and len(links) == len(row.files) == 3
+    assert all(link.endswith(f) for link, f in zip(links, row.files))
 
 
 def test_browser_plot_draws_points_with_tooltips(loaded, board, tmp_path):
@@ -182,8 +209,9 @@ def test_browser_plot_draws_points_with_tooltips(loaded, board, tmp_path):
     hydra = next(c for c in circles if c.get_attribute("data-method") == "hydra")
     ActionChains(loaded).move_to_element(hydra).perform()
     tip = loaded.find_element(By.ID, "tooltip")
-    assert tip.is_displayed() and tip.text.startswith("hydra\ndigits (standard)") and "OOD AUROC" in tip.text
+    assert tip.is_displayed() and tip.text.startswith("hydra\ndigits (standard)") and "AUROC" in tip.text
     Select(loaded.find_element(By.ID, "p-x")).select_by_value("flops")
     assert len(loaded.find_elements(By.CSS_SELECTOR, "#scatter circle")) == len(drawn)
+    js(loaded, "window.scrollTo(0, 0)")
     shot = Path(os.environ.get("UQBENCH_SCREENSHOT", tmp_path / "leaderboard.png"))
     assert loaded.save_screenshot(str(shot)) and shot.stat().st_size > 10_000

@@ -23,7 +23,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from uqbench import methods
-from uqbench.bench import cli, figures, report, results, runner, scoring, suite
+from uqbench.bench import cli, report, results, runner, scoring, suite
+from uqbench.bench.report import figures, inputs, pages
+from uqbench.bench.report.tables import find
 from uqbench.bench.data.root import dataset_checksum
 from uqbench.bench.results import ResultError
 
@@ -191,7 +193,8 @@ def check_complete(res: Path, unchanged: dict[str, dict]) -> None:
     """Every job has exactly one valid result (and its logits), nothing else is left under
     ``res``, the metrics are those of the saved logits, and ``unchanged`` jobs were not redone."""
     files = sorted(str(p.relative_to(res)) for p in res.rglob("*") if p.is_file())
-    expected = sorted(f"runs/tiny/digits/{m}/{n}" for m in METHODS for n in ("seed0.json", "seed0.logits.npz"))
+    expected = sorted(["plans/tiny.json", *(f"runs/tiny/digits/{m}/{n}" for m in METHODS
+                                            for n in ("seed0.json", "seed0.logits.npz"))])
     assert files == expected  # no partial or temporary files, no duplicates
     for m in METHODS:
         obj = results.read(job_dir(res, m) / "seed0.json")
@@ -341,6 +344,9 @@ def test_a_task_runs_on_its_own_seeds_and_seeds_on_the_command_line_replace_them
     assert s.seeds == [0] and s.seeds_for("digits") == [1, 2] and s.seeds_for("other") == [0]
     assert cli.main(["run", "--suite", str(path), "--results", str(tmp_path / "res"), "--seeds", "2"]) == 0
     assert sorted(p.name for p in job_dir(tmp_path / "res", "single").glob("seed*.json")) == ["seed2.json"]
+    # the results record the suite as declared (not the command line's seeds), for the leaderboard
+    plan = results.read_plans(tmp_path / "res")["tiny"]
+    assert plan["tasks"] == [{"name": "digits", "seeds": [1, 2]}] and plan["entries"] == ["single"]
     assert cli.main(["run", "--suite", str(path), "--results", str(tmp_path / "res")]) == 0
     assert sorted(p.name for p in job_dir(tmp_path / "res", "single").glob("seed*.json")) == ["seed1.json",
                                                                                             "seed2.json"]
@@ -348,14 +354,11 @@ def test_a_task_runs_on_its_own_seeds_and_seeds_on_the_command_line_replace_them
     assert s.seeds_for("digits") == [5]
 
 
-def test_missing_runs_count_a_tasks_own_seeds(tmp_path, monkeypatch):
-    path = write_suite(tmp_path, "[methods.single]\n", tasks=f"[[tasks]]\n{TASK}\nseeds = [1, 2]\n")
-    loaded = suite.load(str(path))
-    monkeypatch.setattr(suite, "available", lambda: ["tiny"])
-    monkeypatch.setattr(suite, "load", lambda name: loaded)
+def test_missing_runs_count_a_tasks_own_seeds(tmp_path):
+    plan = suite.load(str(write_suite(tmp_path, "[methods.single]\n", tasks=f"[[tasks]]\n{TASK}\nseeds = [1, 2]\n"))).plan
     done = [{"task": "digits", "method": "single", "seed": 1}]
-    assert report._missing_runs("tiny", done, []) == ["`digits` / `single` seed 2"]
-    assert report._missing_runs("tiny", [], []) == ["`digits`: every entry, seeds 1, 2"]
+    assert pages.missing_runs(plan, done, []) == ["`digits` / `single` seed 2"]
+    assert pages.missing_runs(plan, [], []) == ["`digits`: every entry, seeds 1, 2"]
 
 
 def test_same_seed_gives_the_same_numbers(tmp_path, wrapper, monkeypatch):
@@ -424,14 +427,14 @@ def test_rescore_reproduces_the_stored_metrics_and_adds_sweeps(res, capsys):
     assert cli.main(["rescore", "--results", str(res)]) == 0
     assert "rescored 3 result files" in capsys.readouterr().out
     new = {m: results.read(job_dir(res, m) / "seed0.json") for m in METHODS}
-    from uqbench.bench.rescore import HEADLINE
+    from uqbench.bench.catalogue import SWEPT
 
     for m in METHODS:
         assert new[m]["metrics"] == stored[m]["metrics"], m  # exactly, not approximately
         assert {k: v for k, v in new[m].items() if k != "sweep"} == stored[m]
         k = stored[m]["cost"]["members"]
         assert sorted(new[m]["sweep"], key=int) == [str(i) for i in range(1, k + 1)]
-        assert new[m]["sweep"][str(k)] == {h: stored[m]["metrics"][h] for h in HEADLINE if h in stored[m]["metrics"]}
+        assert new[m]["sweep"][str(k)] == {h: stored[m]["metrics"][h] for h in SWEPT if h in stored[m]["metrics"]}
         assert set(new[m]["sweep"]["1"]) == {"test/acc", "test/nll", "test/ece", "ood_mean/auroc_msp",
                                               "ood_mean/fpr95_msp"}
     # member 0 of the deep ensemble is the single model
@@ -489,25 +492,31 @@ def _cost_file(path: Path, medians: dict[tuple[str, int], float], flops: dict[st
     path.write_text(json.dumps({"datetime": "2026-01-02T03:04:05", "benchmarks": benches}))
 
 
+def _texts(table) -> list[list[str]]:
+    return [[c.text + (f" {c.verdict}" if c.verdict else "") for c in r.cells.values()] for r in table.rows]
+
+
 def test_leaderboard_checks_the_cost_claim_from_side_by_side_timings(res):
     _cost_file(res / "cost" / "gpu.json", {("single", 1): 0.010, ("hydra", 1): 0.0105, ("deep_ensemble", 1): 0.03,
                                             ("single", 256): 0.1, ("hydra", 256): 0.2})
-    text = report.build(res, res / "leaderboard.md").read_text()
-    assert "### Side-by-side micro-benchmark" in text
-    assert "| `cost/gpu.json` | GPU X, bfloat16 | toy | 1 | `deep_ensemble` | 3 | 30.00 | ×3.00 | – | – | 33 |" in text
-    claims = text.split("## Paper claims")[1].split("\n## ")[0]
-    assert "toy, batch 1 (micro-benchmark) | Hydra 1.05x single (GPU X, bfloat16" in claims
-    assert "toy, batch 256 (micro-benchmark) | Hydra 2.00x single" in claims
-    rows = [r for r in claims.splitlines() if "micro-benchmark" in r]
-    assert rows[0].endswith("**holds** |") and rows[1].endswith("**does not hold** |")
+    made = report.all_pages(inputs.load(res))
+    bench = find(made, "cost-bench")
+    assert bench.cell("deep_ensemble", "time").text == "×3.00" and bench.cell("deep_ensemble", "rate").text == "33"
+    assert [c.text for c in bench.rows[1].cells.values()] == ["cost/gpu.json", "GPU X, bfloat16", "toy", "1",
+                                                              "deep_ensemble", "3", "30.00", "×3.00", "–", "–", "33"]
+    rows = [r for r in _texts(find(made, "other")) if "micro-benchmark" in r[1]]
+    assert rows[0][1:] == ["toy, batch 1 (micro-benchmark)", "Hydra 1.05x single (GPU X, bfloat16, cost/gpu.json)",
+                           " holds"]
+    assert rows[1][2].startswith("Hydra 2.00x single") and rows[1][3] == " does not hold"
 
 
 def test_micro_benchmark_table_shows_flop_ratio_and_efficiency(res):
     _cost_file(res / "cost" / "cpu.json", {("single", 256): 0.1, ("hydra", 256): 0.25, ("deep_ensemble", 256): 0.3},
                flops={"single": 1e6, "hydra": 2e6, "deep_ensemble": 3e6})
-    text = report.build(res, res / "leaderboard.md").read_text()
-    assert "| `cost/cpu.json` | GPU X, bfloat16 | toy | 256 | `hydra` | 3 | 250.00 | ×2.50 | ×2.00 | 0.80 | 1024 |" in text
-    assert "| `deep_ensemble` | 3 | 300.00 | ×3.00 | ×3.00 | 1.00 |" in text
+    bench = find(report.all_pages(inputs.load(res)), "cost-bench")
+    assert [c.text for c in bench.rows[2].cells.values()] == ["cost/cpu.json", "GPU X, bfloat16", "toy", "256", "hydra",
+                                                              "3", "250.00", "×2.50", "×2.00", "0.80", "1024"]
+    assert bench.cell("deep_ensemble", "efficiency").value == pytest.approx(1.0)
 
 
 def test_leaderboard_names_a_malformed_cost_file(res, tmp_path, capsys):
@@ -626,6 +635,7 @@ def test_leaderboard_writes_beside_the_results_it_read(res, tmp_path, monkeypatc
     assert cli.main(["leaderboard", "--results", str(res)]) == 0
     assert (tmp_path / "repo" / "leaderboard.md").read_text() == "committed"
     assert "| `single` |" in (res.resolve().parent / "leaderboard.md").read_text()
+    assert (res / "reports" / "tiny.md").is_file() and (res.resolve().parent / "leaderboard.html").is_file()
 
 
 def test_missing_data_root_fails_clearly(tmp_path, watched, capsys, monkeypatch):
@@ -821,16 +831,18 @@ def test_leaderboard_lists_exactly_the_runs_a_suite_still_lacks():
     names = [m.name for m in s.methods]
     seeds = ", ".join(map(str, s.seeds))
     word = "seeds" if len(s.seeds) > 1 else "seed"
-    assert report._missing_runs("smoke", [], []) == [f"`digits`: every entry, {word} {seeds}"]
+    assert pages.missing_runs(s.plan, [], []) == [f"`digits`: every entry, {word} {seeds}"]
     done = [{"task": "digits", "method": names[0], "seed": seed} for seed in s.seeds]
     skipped = [{"task": "digits", "method": names[1]}]
-    assert report._missing_runs("smoke", done, skipped) == [f"`digits` / `{m}` {word} {seeds}" for m in names[2:]]
-    assert report._missing_runs("smoke", [], [{"task": "digits"}]) == []
+    assert pages.missing_runs(s.plan, done, skipped) == [f"`digits` / `{m}` {word} {seeds}" for m in names[2:]]
+    assert pages.missing_runs(s.plan, [], [{"task": "digits"}]) == []
+    assert pages.missing_runs({}, [], []) == []  # no recorded plan: nothing known to be missing
+
 
 def test_leaderboard_counts_results_without_checkpoint_hashes():
     hashed = {"provenance": {"checkpoints": []}}
-    assert report._unhashed("standard", [hashed, hashed]) == []
-    line = report._unhashed("standard", [hashed, {"provenance": {}}])[0]
+    assert pages.unhashed("standard", [hashed, hashed]) == []
+    line = pages.unhashed("standard", [hashed, {"provenance": {}}])[0].text
     assert line.startswith("1 of 2 results predate checkpoint hashes") and "run --suite standard`" in line
 
 

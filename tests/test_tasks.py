@@ -617,6 +617,6 @@ def test_cifar10_vit_reads_published_corruptions_when_present(vision_data):
     shutil.rmtree(vision_data / "CIFAR-10-C")
     fallback = create_task("cifar10-vit", **kw)
     assert "shift_source" not in fallback.config and fallback.hash != task.hash
-    from uqbench.bench.report import shift_source
+    from uqbench.bench.report.sections import shift_source
     assert "published CIFAR-10-C" in shift_source(task.config)
     assert "project's own" in shift_source(fallback.config)

@@ -64,9 +64,10 @@ def test_cifar10_job_writes_a_result(tmp_path, monkeypatch):
     assert res["cost"]["members"] == 4 and 0 <= res["metrics"]["test/acc"] <= 1
     assert "shift/contrast/1/acc" in res["metrics"]
     assert "CNN reference" in res["extra"]["note"]
-    board = report.build(tmp_path / "results", tmp_path / "results" / "leaderboard.md").read_text()
-    assert "| `cnn-packed-resnet20` |" in board
-    assert "Corruptions: the project's own CIFAR-10-C-style corruptions" in board  # no published arrays here
+    report.build(tmp_path / "results", tmp_path / "results" / "leaderboard.md")
+    page = (tmp_path / "results" / "reports" / "s.md").read_text()
+    assert "| `cnn-packed-resnet20` |" in page
+    assert "Corruptions: the project's own CIFAR-10-C-style corruptions" in page  # no published arrays here
 
 
 def test_not_applicable_to_text_tasks():

@@ -12,6 +12,8 @@ import pytest
 from test_reliability import assert_bad_input
 
 from uqbench.bench import cli, report, results, runner, scoring, suite, tuning
+from uqbench.bench.report import inputs
+from uqbench.bench.report.tables import find
 
 HEAD = "[suite]\nseeds = [0, 1]\nthreads = 1\nbatch_sizes = [1, 8]\ncost_repeats = 1\n"
 TASK = '[[tasks]]\nname = "digits"\nparams = { dim = 24, depth = 2, heads = 6, epochs = 0.5, batch_size = 128 }\n'
@@ -126,11 +128,18 @@ def test_tune_end_to_end_reads_validation_only_and_resumes(tmp_path):
 
     # The study section: record, candidates, the knob figure, the generated conclusion.
     runner.run_suite(s, root, log=lambda *_: None)
-    text = report.build(root, root / "leaderboard.md").read_text()
-    study = text[text.index("## Tuning study"):]
-    assert "Tuning record of `hydra`" in study and "★" in study and "Conclusion (generated" in study
+    results.write_plan(root, suite.load("hydra-study").plan)  # as a run of that suite records it
+    report.build(root, root / "leaderboard.md")
+    study = (root / "reports" / "tuning-tuning-study.md").read_text()
+    assert "Tuning record of `hydra`" in study and "Conclusion (generated" in study
+    made = report.all_pages(inputs.load(root))
+    record = find(made, "record-tiny-digits-hydra")
+    winner = next(r for r in record.rows if r.cells["candidate"].text.endswith("★"))
+    assert winner.entry == json.loads(rec_path.read_text())["winner"]["name"]
+    assert winner.cells["objective"].value == pytest.approx(json.loads(rec_path.read_text())["winner"]["objective"])
+    assert "Head overlap" in [c.title for c in record.columns]  # declared by the method, named by no report code
     assert (root / "figures" / "tiny__digits__hydra-knobs.png").is_file()
-    assert "Searches of suite `hydra-study` not started yet" in text  # declared in a registered suite
+    assert find(made, "not-started-hydra-study").rows  # declared in the plan the suite recorded
 
 
 def test_the_winner_runs_on_the_tasks_own_seeds(tmp_path):
@@ -235,7 +244,7 @@ def test_tune_cli_bad_names_exit_2(tmp_path, capsys):
 
 
 def test_study_measures_the_choice_against_the_winners_seed_noise():
-    from uqbench.bench import study
+    from uqbench.bench.report import study
 
     rule = {"objective": {"val/nll": 1.0}, "seeds": [0]}
     rec = {"rule": rule, "winner": {"objective": 0.30},
@@ -250,24 +259,22 @@ def test_study_measures_the_choice_against_the_winners_seed_noise():
     assert "so no other candidate lies within one seed's noise" in study._selection_noise(rec, chosen)[0]
 
 
-def test_study_flags_a_winner_at_the_edge_of_its_space():
-    from uqbench.bench import study
-
+def test_a_winner_at_the_edge_of_its_space_is_flagged():
     space = {"p": [0.1, 0.05, 0.2], "fork_layer": [0, 2], "criterion": ["taylor", "circuit"],
              "budget": [{"frac": 0.5, "lr": 1.0}, {"frac": 1.0, "lr": 1.0}, {"frac": 0.5, "lr": 0.5},
                         {"frac": 2.0, "lr": 1.0}]}
     knobs = {"p": 0.05, "fork_layer": 2, "criterion": "circuit", "budget": {"frac": 2.0, "lr": 1.0}}
     rec = {"space": space, "winner": {"knobs": knobs}}
     # two values are a choice, not a range; a table's fields are read one by one
-    assert study.at_the_edge(rec) == ["`p` = 0.05 is the smallest of 0.05, 0.1, 0.2",
-                                      "`budget.frac` = 2 is the largest of 0.5, 1, 2"]
+    assert tuning.at_the_edge(rec) == [("p", 0.05, "smallest", [0.05, 0.1, 0.2]),
+                                       ("budget.frac", 2.0, "largest", [0.5, 1.0, 2.0])]
     rec["winner"]["knobs"] = {**knobs, "p": 0.1, "budget": {"frac": 1.0, "lr": 0.5}}
-    assert study.at_the_edge(rec) == []
-    assert study.at_the_edge({"space": space, "winner": None}) == []
+    assert tuning.at_the_edge(rec) == []
+    assert tuning.at_the_edge({"space": space, "winner": None}) == []
 
 
 def test_study_says_how_much_of_the_gap_extra_training_alone_explains():
-    from uqbench.bench import study
+    from uqbench.bench.report import study
 
     def job(auroc: float, **params) -> dict:
         return {"params": {"method": "single", **params}, "metrics": {"ood_far/auroc_msp": auroc}}

@@ -13,7 +13,6 @@ import copy
 import functools
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from torch import Tensor, nn
 
 from uqbench.bench import dist, locks, results
 from uqbench.bench import train as training
+from uqbench.bench.results import cache_root  # noqa: F401  (tasks and the runner read it here)
 from uqbench.bench.train import Recipe
 from uqbench.methods.base import Inputs, derive_seed
 from uqbench.methods.transformer import StreamTransformer
@@ -36,10 +36,6 @@ def config_hash(obj: Any) -> str:
     """A short stable hash of a JSON-able object."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("UQBENCH_CACHE", Path.home() / ".cache" / "uqbench"))
 
 
 def measuring_lock() -> Path:

@@ -75,6 +75,8 @@ class Hydra(UQMethod):
 
     name = "hydra"
     needs_training = False  # zero-shot: circuit/taylor scoring on 'val', no fine-tuning
+    display_notes = {"mean_jaccard": ("head overlap", "members' head sets overlap by {} (mean pairwise Jaccard "
+                                                      "per layer; 1 = identical)")}
 
     def __init__(
         self,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,11 +23,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from uqbench.bench import metrics, results, verdicts  # noqa: E402
-from uqbench.bench.scoring import softmax  # noqa: E402
+from .. import catalogue, claims, metrics, results  # noqa: E402
+from ..scoring import softmax  # noqa: E402
+
+OOD = f"ood_mean/auroc_{catalogue.DEFAULT_SCORE}"
 
 
-def _save(fig, path: Path) -> None:
+def save(fig, path: Path) -> None:
+    """Write ``fig`` as a PNG without a timestamp or version (the same inputs give the same bytes)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
     plt.close(fig)
@@ -92,12 +94,12 @@ def _quality_cost(by_method: dict[str, list[dict]], reference: str | None, title
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
     for m, js in by_method.items():
         x = np.mean([j["cost"].get("latency_ms", math.nan) for j in js]) / ref
-        for ax, key in zip(axes, ("ood_mean/auroc_msp", "test/nll")):
+        for ax, key in zip(axes, (OOD, "test/nll")):
             vals = [j["metrics"][key] for j in js if key in j["metrics"]]
             if vals and not math.isnan(x):
                 ax.errorbar(x, np.mean(vals), yerr=np.std(vals) if len(vals) > 1 else None, fmt="o", capsize=3)
                 ax.annotate(m, (x, np.mean(vals)), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    for ax, label in zip(axes, ("OOD AUROC (MSP, mean over sets) ↑", "NLL ↓")):
+    for ax, label in zip(axes, ("OOD AUROC (MSP, mean over sets) ↑", catalogue.arrow("test/nll"))):
         ax.set_xlabel("latency relative to single model")
         ax.set_ylabel(label)
     fig.suptitle(title, fontsize=9)
@@ -128,7 +130,8 @@ def _time_ratios(js: list[dict], single: dict[int, dict]) -> list[float]:
 def _dial(param: str, by_value: dict[object, list[dict]], single: dict[int, dict], title: str):
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
     flops_ref = np.mean([j["cost"].get("analytic_flops", math.nan) for j in single.values()] or [math.nan])
-    for ax, key, label in zip(axes, ("ood_mean/auroc_msp", "test/ece"), ("OOD AUROC (MSP, mean over sets) ↑", "ECE ↓")):
+    labels = ("OOD AUROC (MSP, mean over sets) ↑", catalogue.arrow("test/ece"))
+    for ax, key, label in zip(axes, (OOD, "test/ece"), labels):
         xs, ys = [], []
         for value, js in by_value.items():
             t, v = _time_ratios(js, single), [j["metrics"][key] for j in js if key in j["metrics"]]
@@ -157,15 +160,15 @@ def _dial(param: str, by_value: dict[object, list[dict]], single: dict[int, dict
     return fig
 
 
-def make_all(root: Path, jobs: list[dict], link_base: Path) -> dict[tuple[str, str], dict[str, str]]:
-    """Draw every figure; returns {(suite, task): {title: path relative to link_base}}."""
+def make_all(root: Path, jobs: list[dict]) -> dict[tuple[str, str], dict[str, str]]:
+    """Draw every figure; returns {(suite, task): {title: path relative to ``root``}}."""
     groups: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for j in jobs:
         groups[(j["suite"], j["task"])][j["method"]].append(j)
     out: dict[tuple[str, str], dict[str, str]] = {}
     fig_dir = root / "figures"
     for (suite, task), by_method in sorted(groups.items()):
-        one = verdicts.reference_entry([j for js in by_method.values() for j in js])
+        one = claims.reference_entry([j for js in by_method.values() for j in js])
         by_method = dict(sorted(by_method.items(), key=lambda kv: (kv[0] != one, kv[0])))
         made = {}
         stem = f"{suite}__{task}"
@@ -182,11 +185,7 @@ def make_all(root: Path, jobs: list[dict], link_base: Path) -> dict[tuple[str, s
             drawers["risk-coverage"] = lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage{note}")
         for name, draw in drawers.items():
             path = fig_dir / f"{stem}__{name}.png"
-            _save(draw(), path)
-            made[name] = _rel(path, link_base)
+            save(draw(), path)
+            made[name] = path.relative_to(root).as_posix()
         out[(suite, task)] = made
     return out
-
-
-def _rel(path: Path, base: Path) -> str:
-    return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
