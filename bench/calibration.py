@@ -39,7 +39,7 @@ import numpy as np
 from scipy import optimize
 from scipy.special import logsumexp
 
-from uqbench.bench import scoring
+from . import scoring
 
 KIND = "temperature"
 FIT = "val NLL"

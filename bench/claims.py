@@ -25,8 +25,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from uqbench import methods
-from uqbench.bench import catalogue
+from .. import methods
+from . import catalogue
 
 PAPER = "Hydra Ensembles (arXiv 2510.18358)"
 

@@ -38,7 +38,7 @@ def _split(value: str | None) -> list[str] | None:
 
 def _check_names(s, tasks: str | None, entries: str | None, kind: str, valid_entries: list[str]) -> None:
     """Unknown ``--tasks`` or ``--methods`` names of suite ``s`` are bad input."""
-    from uqbench.methods.base import unknown_name
+    from ..methods.base import unknown_name
 
     for what, chosen, valid in (("task", _split(tasks), [t.name for t in s.tasks]),
                                 (kind, _split(entries), valid_entries)):
@@ -57,7 +57,7 @@ def _report(label: str, rep) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from uqbench.bench import runner, suite
+    from . import runner, suite
 
     results_folder(args.results)
     s = suite.load(args.suite)
@@ -77,7 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runner.checked_data_root()  # a bad data root: one error line, from this runner alone
         helpers = _start_helpers(args, jobs - 1, s.work_threads)
     if args.launcher == "ray":
-        from uqbench.bench import launch_ray
+        from . import launch_ray
 
         rep = launch_ray.run_suite(s, args.results, force=args.force, device=args.device,
                                    only_tasks=_split(args.tasks), only_methods=_split(args.methods),
@@ -105,7 +105,7 @@ def _start_helpers(args: argparse.Namespace, n: int, threads: int) -> list:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from uqbench.bench import suite, tuning
+    from . import suite, tuning
 
     results_folder(args.results)
     s = suite.load(args.suite)
@@ -123,7 +123,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 def _cmd_cost(args: argparse.Namespace) -> int:
     import torch
 
-    from uqbench.bench import runner, suite, timing
+    from . import runner, suite, timing
 
     results_folder(args.results)
     s = suite.load(args.suite)
@@ -141,7 +141,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from uqbench.bench import report
+    from . import report
 
     root = results_folder(args.results, must_hold_results=True)
     # By default beside the results read, so that another --results never overwrites this one's.
@@ -154,7 +154,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_rescore(args: argparse.Namespace) -> int:
-    from uqbench.bench import rescore
+    from . import rescore
 
     n = rescore.rescore(results_folder(args.results), suite=args.suite, max_members=args.max_members)
     print(f"rescored {n} result files")
@@ -162,7 +162,7 @@ def _cmd_rescore(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from uqbench.bench import external
+    from . import external
 
     obj = external.score_predictions(args.predictions, args.task, suite=args.suite, name=args.name, seed=args.seed,
                                      results_root=args.results, force=args.force, command=args.command)
@@ -173,7 +173,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from uqbench.bench import external
+    from . import external
 
     out = external.export(args.task, args.out, suite=args.suite)
     print(f"wrote the evaluation sets of {args.task} ({args.suite}) to {out}")
@@ -181,9 +181,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from uqbench import methods
-    from uqbench.bench import suite
-    from uqbench.bench.tasks import TASKS, task_params
+    from .. import methods
+    from . import suite
+    from .tasks import TASKS, task_params
 
     print("tasks:")
     for name in sorted(TASKS):
@@ -199,7 +199,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from uqbench.bench.data.root import data_root, verify_manifest
+    from .data.root import data_root, verify_manifest
 
     root = Path(args.root) if args.root else data_root()
     manifest = Path(args.manifest) if args.manifest else root / "MANIFEST"
@@ -284,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     args.command = "python -m uqbench " + shlex.join(argv)
-    from uqbench.bench.data.root import DataError, MissingData
-    from uqbench.bench.results import ResultError
+    from .data.root import DataError, MissingData
+    from .results import ResultError
 
     try:
         return args.fn(args)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from uqbench.methods import flops as analytic_flops
+from ..methods import flops as analytic_flops
 
 Forward = Callable[[Any], torch.Tensor]
 

@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from uqbench.bench import metrics, results, runner
-from uqbench.bench import suite as suites
-from uqbench.bench.tasks.base import Inputs, SupervisedTask, config_hash
-from uqbench.methods.base import unknown_name
+from . import metrics, results, runner
+from . import suite as suites
+from .tasks.base import Inputs, SupervisedTask, config_hash
+from ..methods.base import unknown_name
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -194,7 +194,7 @@ def _inputs(t: SupervisedTask, x: Tensor | dict[str, Tensor]) -> dict[str, np.nd
     they decode to."""
     if not isinstance(x, dict):
         return {"images": x.numpy()}
-    from uqbench.bench.tasks.text import MINILM, load_encoder
+    from .tasks.text import MINILM, load_encoder
 
     _, tokenizer = load_encoder(t.config.get("encoder", MINILM))
     texts = tokenizer.batch_decode(x["input_ids"], skip_special_tokens=True)

@@ -51,9 +51,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from uqbench.bench import calibration, metrics, results
-from uqbench.bench.catalogue import DEFAULT_SCORE
-from uqbench.bench.scoring import VAL_SETS, softmax
+from . import calibration, metrics, results
+from .catalogue import DEFAULT_SCORE
+from .scoring import VAL_SETS, softmax
 
 N_BOOT = 1000
 LEVEL = 0.95

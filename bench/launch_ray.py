@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from uqbench import methods
-from uqbench.bench import runner
-from uqbench.bench.results import ResultError
-from uqbench.bench.suite import Suite
+from .. import methods
+from . import runner
+from .results import ResultError
+from .suite import Suite
 
 FORWARDED_ENV = ("UQBENCH_CACHE", "UQBENCH_DATA", "UQBENCH_OFFLINE")
 _FATAL = (ResultError, methods.ConfigError)  # stop the suite, as in the local runner

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from uqbench.bench.catalogue import OOD_SCORES  # the score kinds, defined once
+from .catalogue import OOD_SCORES  # the score kinds, defined once
 
 EPS = 1e-12
 LOGIT_SCORES = ("energy", "maxlogit")  # the OOD score kinds that need the member logits

@@ -23,7 +23,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from uqbench.bench import calibration, catalogue, intervals, results, scoring
+from . import calibration, catalogue, intervals, results, scoring
 
 
 def _score(path: Path, logits_path: Path, obj: dict, max_members: int | None) -> dict:

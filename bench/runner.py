@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from uqbench import methods
-from uqbench.bench import calibration, cost, dist, intervals, locks, results, scoring
-from uqbench.bench.data.root import MissingData, data_root
-from uqbench.bench.results import JobId, ResultError
-from uqbench.bench.suite import MethodEntry, Suite, build_task
-from uqbench.bench.tasks.base import Inputs, SupervisedTask, cache_root, config_hash, measuring_lock
+from .. import methods
+from . import calibration, cost, dist, intervals, locks, results, scoring
+from .data.root import MissingData, data_root
+from .results import JobId, ResultError
+from .suite import MethodEntry, Suite, build_task
+from .tasks.base import Inputs, SupervisedTask, cache_root, config_hash, measuring_lock
 
 LOGITS_COMMIT_LIMIT = 2 * 2**20  # larger logit files go to the cache, not the repository
 

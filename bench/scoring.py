@@ -17,7 +17,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from uqbench.bench import catalogue, metrics
+from . import catalogue, metrics
 
 _ID_KEYS = tuple(m.name for m in catalogue.IN_DISTRIBUTION)
 _SHIFT_KEYS = tuple(m.name for m in catalogue.SHIFTED)

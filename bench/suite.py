@@ -37,10 +37,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from uqbench import methods
-from uqbench.bench.data.root import data_root
-from uqbench.bench.tasks import create_task, task_config
-from uqbench.methods.base import unknown_name
+from .. import methods
+from .data.root import data_root
+from .tasks import create_task, task_config
+from ..methods.base import unknown_name
 
 SUITES_DIR = Path(__file__).parent / "suites"
 _SUITE_KEYS = {"description", "seeds", "device", "threads", "dtype", "batch_sizes", "cost_repeats",
@@ -177,7 +177,7 @@ def load(name_or_path: str) -> Suite:
     _check(bool(entries) or "tuning" in raw, where, "no [methods.*] tables")
     protocol = None
     if "tuning" in raw:
-        from uqbench.bench import tuning  # imports the runner, which imports this module
+        from . import tuning  # imports the runner, which imports this module
 
         protocol = tuning.parse(raw["tuning"], where, [e.name for e in entries], [t.name for t in tasks])
     plan = {"suite": path.stem, "entries": [e.name for e in entries],

@@ -38,9 +38,9 @@ import torch
 from scipy.stats import binom
 from torch import nn
 
-from uqbench import methods
-from uqbench.bench import claims, cost, results, tuning
-from uqbench.bench.suite import MethodEntry, Suite
+from .. import methods
+from . import claims, cost, results, tuning
+from .suite import MethodEntry, Suite
 
 CONTROL = "control"  # the second copy of the reference
 MIN_ROUNDS = 6  # fewer rounds give no 95 % interval of a median
@@ -268,8 +268,8 @@ def run(suite: Suite, root: Path, droot: Path, device: torch.device, dtype: torc
         only_tasks: list[str] | None = None, rounds: tuple[int, int] = (31, 11), log=print) -> list[Path]:
     """Measure every task of ``suite`` with data and write its cost file; the files written.
     A task whose measurement disagrees with itself raises before its file is touched."""
-    from uqbench.bench.data.root import MissingData
-    from uqbench.bench.suite import build_task
+    from .data.root import MissingData
+    from .suite import build_task
 
     written = []
     for entry in suite.tasks:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from uqbench.bench import dist
+from . import dist
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uqbench import methods
-from uqbench.bench import cost, results
+from .. import methods
+from . import cost, results
 
 SEARCHES = ("coordinate", "grid")
 VAL_PREFIXES = ("val/", "ood_val/")
@@ -297,7 +297,7 @@ def _jobs(suite, task, entry, seeds: list[int], root: Path, report, log,
           fields: dict | None = None) -> list[dict | None]:
     """The result of ``entry`` for each seed: reused when finished, else run with ``fields`` in
     its result (None if it failed)."""
-    from uqbench.bench import runner
+    from . import runner
 
     return [runner.attempt(suite, task, entry, seed, root, report, log=log, fields=fields) for seed in seeds]
 
@@ -327,7 +327,7 @@ def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report,
     """Run the search of ``space`` on ``task`` (candidates under ``root/tuning``); the record.
     ``save(record)`` is called after every candidate (``complete`` false, no winner) and at the end.
     ``reference`` (a ``MethodEntry``) is what ``max_cost`` is a ratio of."""
-    from uqbench.bench.suite import MethodEntry
+    from .suite import MethodEntry
 
     seen: dict[str, dict] = {}
     knobs = space.knobs_for(task.name)
@@ -430,9 +430,9 @@ def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entr
     """Tune every ``[tuning]`` entry of ``suite`` on every task with data, write the records,
     and (``final``) run each winner on the suite's seeds as its entry; with ``rows_only``, run the
     rows of reusable complete records and search nothing. Returns a ``RunReport``."""
-    from uqbench.bench import runner
-    from uqbench.bench.data.root import MissingData
-    from uqbench.bench.suite import MethodEntry, build_task
+    from . import runner
+    from .data.root import MissingData
+    from .suite import MethodEntry, build_task
 
     protocol: Protocol | None = suite.tuning
     if protocol is None:

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from uqbench.methods.transformer import StreamTransformer
+from .transformer import StreamTransformer
 
 Inputs = Tensor | dict[str, Tensor]
 

@@ -35,9 +35,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from uqbench.methods.base import ConfigError, Task, UQMethod, register
-from uqbench.methods.convert import FAST_INITS, batch_ensemble_config, copy_broadcast, init_fast_weights
-from uqbench.methods.transformer import StreamTransformer
+from .base import ConfigError, Task, UQMethod, register
+from .convert import FAST_INITS, batch_ensemble_config, copy_broadcast, init_fast_weights
+from .transformer import StreamTransformer
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from uqbench.methods.layers import BatchLinear
+from .layers import BatchLinear
 
 FAST_INITS = ("random_sign", "gaussian", "ones")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from uqbench.methods.base import ConfigError, Task, UQMethod, derive_seed, register
+from .base import ConfigError, Task, UQMethod, derive_seed, register
 
 
 @register

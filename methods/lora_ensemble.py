@@ -39,10 +39,10 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from uqbench.methods.base import ConfigError, Task, UQMethod, derive_seed, register
-from uqbench.methods.convert import lora_ensemble_config
-from uqbench.methods.layers import StreamLinear
-from uqbench.methods.transformer import StreamTransformer
+from .base import ConfigError, Task, UQMethod, derive_seed, register
+from .convert import lora_ensemble_config
+from .layers import StreamLinear
+from .transformer import StreamTransformer
 
 TARGETS = r"blocks\.\d+\.(qkv\.[qkv]|proj)"  # peft's target modules of the training view (full match)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from uqbench.methods.base import ConfigError, Inputs, Task, UQMethod, register
+from .base import ConfigError, Inputs, Task, UQMethod, register
 
 
 @register

@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from uqbench.methods.base import ConfigError, Task, UQMethod, register
-from uqbench.methods.convert import packed_config
-from uqbench.methods.transformer import StreamTransformer, init_weights
+from .base import ConfigError, Task, UQMethod, register
+from .convert import packed_config
+from .transformer import StreamTransformer, init_weights
 
 NOTE = "trained from scratch: packed layers cannot inherit pretrained weights"
 GROUP = "trained from scratch"  # its leaderboard group on a task whose other methods start pretrained

@@ -6,7 +6,7 @@ import copy
 
 from torch import nn
 
-from uqbench.methods.base import ConfigError, Task, UQMethod, derive_seed, register
+from .base import ConfigError, Task, UQMethod, derive_seed, register
 
 
 @register

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from uqbench.methods.layers import (BatchLinear, LoraLinear, PatchEmbed, StreamLinear, StreamNorm, TextEmbed,
+from .layers import (BatchLinear, LoraLinear, PatchEmbed, StreamLinear, StreamNorm, TextEmbed,
                                     ZeroShotHead)
 
 ACTIVATIONS = {

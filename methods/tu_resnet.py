@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from uqbench.methods.base import ConfigError, Task, UQMethod, register
+from .base import ConfigError, Task, UQMethod, register
 
 KINDS = ("packed", "batched")
 NOTE = "CNN reference: torch-uncertainty's {kind} ResNet-{arch} (M={members}), trained from scratch"

@@ -38,7 +38,9 @@ def test_every_stored_metric_key_has_exactly_one_entry():
 
 def test_score_kinds_are_one_list():
     assert tuple(metrics.OOD_SCORES) == tuple(catalogue.OOD_SCORES)
-    assert set(metrics.ood_scores(np.full((1, 2, 3), 1 / 3))) == set(catalogue.OOD_SCORES)
+    logits = np.zeros((1, 2, 3))
+    assert set(metrics.ood_scores(np.full((1, 2, 3), 1 / 3), logits)) == set(catalogue.OOD_SCORES)
+    assert set(catalogue.OOD_SCORES) - set(metrics.ood_scores(np.full((1, 2, 3), 1 / 3))) == set(metrics.LOGIT_SCORES)
     assert catalogue.title("ood_near/auroc_entropy") == "AUROC near (entropy)"
     assert catalogue.arrow("ood_mean/fpr95_msp") == "FPR95 ↓"
 

@@ -140,7 +140,8 @@ def test_browser_opens_on_the_headline_and_details_are_one_click_away(loaded, bo
     assert first == "headline-cifar10-vit" and loaded.find_element(By.ID, first).location["y"] < 1000  # on screen
     assert loaded.find_element(By.ID, "p-panel").get_attribute("value") == f"{claims.RECORD_SUITE}\u0001cifar10-vit"
     loaded.find_element(By.CSS_SELECTOR, 'header nav a[href="#page-standard"]').click()
-    assert visible(loaded, "section.page") == ["page-standard"] and not loaded.find_element(By.ID, "plot").is_displayed()
+    assert visible(loaded, "section.page") == ["page-standard"]
+    assert not loaded.find_element(By.ID, "plot").is_displayed()
     loaded.find_element(By.CSS_SELECTOR, 'header nav a[href="#page-headline"]').click()
     mark = loaded.find_element(By.CSS_SELECTOR, "#verdicts-standard-digits tbody tr td:nth-child(2) a")
     target = mark.get_attribute("href").split("#")[1]

@@ -43,7 +43,8 @@ def imports(path: Path) -> list[tuple[str, ast.AST]]:
 
 
 def files(*parts: str) -> list[Path]:
-    return sorted(p for part in parts for p in ([BENCH / part] if part.endswith(".py") else (BENCH / part).rglob("*.py")))
+    return sorted(p for part in parts
+                  for p in ([BENCH / part] if part.endswith(".py") else (BENCH / part).rglob("*.py")))
 
 
 @pytest.mark.parametrize("path", files("report"), ids=lambda p: p.name)

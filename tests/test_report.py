@@ -60,7 +60,8 @@ def test_cells_hold_the_means_over_seeds_and_the_best_is_bold(built, made):
     best = max(table.rows, key=lambda r: r.cells["test/acc"].value)
     assert [r.entry for r in table.rows if r.cells["test/acc"].bold] == [best.entry]
     assert table.rows[0].entry == "baseline"  # the reference first
-    assert [c.title for c in table.columns if c.higher is False][:2] == ["NLL", "Brier"]  # directions from the catalogue
+    # directions from the catalogue
+    assert [c.title for c in table.columns if c.higher is False][:2] == ["NLL", "Brier"]
     assert table.cell("ensemble", "latency_ms").value == 1.0  # a cost ratio to the reference
     row = next(r for r in table.rows if r.entry == "heads-circ")
     assert row.files == ("runs/standard/toy/heads-circ/seed0.json", "runs/standard/toy/heads-circ/seed1.json")

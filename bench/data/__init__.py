@@ -5,8 +5,8 @@ strings (``TextSet``); both carry int64 labels and the class names. The data roo
 env ``UQBENCH_DATA`` (default ``./data``); ``UQBENCH_OFFLINE=1`` forbids downloads.
 """
 
-from uqbench.bench.data.corruptions import CORRUPTIONS, corrupt
-from uqbench.bench.data.images import (
+from .corruptions import CORRUPTIONS, corrupt
+from .images import (
     ImageSet,
     class_dirs,
     load_cifar,
@@ -16,7 +16,7 @@ from uqbench.bench.data.images import (
     load_svhn,
     load_textures,
 )
-from uqbench.bench.data.root import (
+from .root import (
     DataError,
     FetchFailed,
     MissingData,
@@ -27,7 +27,7 @@ from uqbench.bench.data.root import (
     fetch_and_extract,
     verify_manifest,
 )
-from uqbench.bench.data.text import (
+from .text import (
     TextSet,
     load_ag_news,
     load_clinc150,

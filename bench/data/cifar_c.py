@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uqbench.bench.data.root import DataError, MissingData
+from .root import DataError, MissingData
 
 FOLDERS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
 SEVERITIES = 5

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from uqbench.bench.data.images import ImageSet, to_rgb_array
-from uqbench.bench.data.root import DataError, MissingData, offline
-from uqbench.bench.data.text import TextSet, label_indices
+from .images import ImageSet, to_rgb_array
+from .root import DataError, MissingData, offline
+from .text import TextSet, label_indices
 
 _KEYS = {"dataset", "split", "revision"}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from uqbench.bench.data.root import DataError, FetchFailed, MissingData, check_same_classes, fetch, fetch_and_extract
+from .root import DataError, FetchFailed, MissingData, check_same_classes, fetch, fetch_and_extract
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 # Decoding a few thousand small files takes seconds; below this a cache is not worth it.
@@ -97,7 +97,7 @@ def _read_cache(file: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _write_cache(file: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    from uqbench.bench.results import atomic_file
+    from ..results import atomic_file
 
     try:
         with atomic_file(file) as f:

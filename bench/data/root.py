@@ -108,7 +108,7 @@ def fetch(url: str, dest: Path, md5: str | None = None, sha256: str | None = Non
     scheme = urllib.parse.urlparse(url).scheme.lower()
     if scheme in _NETWORK_SCHEMES and offline():
         raise FetchFailed(url, "offline (UQBENCH_OFFLINE=1)")
-    from uqbench.bench.results import atomic_file
+    from ..results import atomic_file
 
     try:
         with atomic_file(dest) as out:  # renamed to dest only once the checksum matched

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uqbench.bench.data.root import DataError, FetchFailed, MissingData, fetch
+from .root import DataError, FetchFailed, MissingData, fetch
 
 
 @dataclass

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uqbench.bench.tasks.config import TaskConfig, field_names, make_config
-from uqbench.methods.base import unknown_name
+from .config import TaskConfig, field_names, make_config
+from ...methods.base import unknown_name
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def task_config(name: str, params: dict[str, Any], label: str | None = None) -> 
 
 def create_task(name: str, root: Path | None = None, **params: Any):
     """Build a task; unknown names and bad parameters fail with a one-line ``ValueError``."""
-    from uqbench.bench.tasks.common import resolve_root
+    from .common import resolve_root
 
     cfg = task_config(name, params)
     root = resolve_root(root)
@@ -65,5 +65,5 @@ def create_task(name: str, root: Path | None = None, **params: Any):
     return _kind(name).build(cfg, root)
 
 
-from uqbench.bench.tasks import digits  # noqa: E402,F401  (each import registers tasks)
-from uqbench.bench.tasks import clip, custom, text, vision  # noqa: E402,F401
+from . import digits  # noqa: E402,F401  (each import registers tasks)
+from . import clip, custom, text, vision  # noqa: E402,F401

@@ -24,12 +24,12 @@ import torch
 from safetensors.torch import load, save
 from torch import Tensor, nn
 
-from uqbench.bench import dist, locks, results
-from uqbench.bench import train as training
-from uqbench.bench.results import cache_root  # noqa: F401  (tasks and the runner read it here)
-from uqbench.bench.train import Recipe
-from uqbench.methods.base import Inputs, derive_seed
-from uqbench.methods.transformer import StreamTransformer
+from .. import dist, locks, results
+from .. import train as training
+from ..results import cache_root  # noqa: F401  (tasks and the runner read it here)
+from ..train import Recipe
+from ...methods.base import Inputs, derive_seed
+from ...methods.transformer import StreamTransformer
 
 
 def config_hash(obj: Any) -> str:

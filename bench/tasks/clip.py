@@ -26,15 +26,15 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save
 
-from uqbench.bench import results
-from uqbench.bench.data import DataError, MissingData, load_image_folder, load_textures
-from uqbench.bench.data.root import offline
-from uqbench.bench.tasks import register_task
-from uqbench.bench.tasks.base import Preprocess, SupervisedTask, cache_root, config_hash
-from uqbench.bench.tasks.common import OODSource, assemble, gather_ood, image_split, ood_split
-from uqbench.bench.tasks.config import TaskConfig, evaluation, positive, require
-from uqbench.bench.train import Recipe
-from uqbench.methods.adapters import from_open_clip_visual
+from .. import results
+from ..data import DataError, MissingData, load_image_folder, load_textures
+from ..data.root import offline
+from . import register_task
+from .base import Preprocess, SupervisedTask, cache_root, config_hash
+from .common import OODSource, assemble, gather_ood, image_split, ood_split
+from .config import TaskConfig, evaluation, positive, require
+from ..train import Recipe
+from ...methods.adapters import from_open_clip_visual
 
 TINY = "tiny-random"
 DEFAULT_FOLDERS = ("imagenet", "imagenet-sample")

@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from uqbench.bench.data import DataError, MissingData, corrupt, data_root
-from uqbench.bench.data.cifar_c import load_cifar_c
-from uqbench.bench.data.root import check_digests, offline
-from uqbench.bench.tasks.base import Split, SupervisedTask, head_reinit_copies, subsample
-from uqbench.bench.tasks.config import TaskConfig, check_vit, non_negative, positive, require
-from uqbench.bench.train import Recipe
-from uqbench.methods.adapters import from_hf_bert, from_timm_vit
-from uqbench.methods.transformer import StreamTransformer, init_weights
+from ..data import DataError, MissingData, corrupt, data_root
+from ..data.cifar_c import load_cifar_c
+from ..data.root import check_digests, offline
+from .base import Split, SupervisedTask, head_reinit_copies, subsample
+from .config import TaskConfig, check_vit, non_negative, positive, require
+from ..train import Recipe
+from ...methods.adapters import from_hf_bert, from_timm_vit
+from ...methods.transformer import StreamTransformer, init_weights
 
 MINILM = "all-MiniLM-L6-v2"
 # SHA-256 of the files the encoder and tokenizer are built from. model.safetensors is the file

@@ -30,7 +30,7 @@ from typing import Union
 
 import numpy as np
 
-from uqbench.bench.data import (
+from ..data import (
     DataError,
     check_same_classes,
     hf,
@@ -39,9 +39,9 @@ from uqbench.bench.data import (
     load_text_column,
     load_text_csv,
 )
-from uqbench.bench.tasks import register_task
-from uqbench.bench.tasks.base import Preprocess, SupervisedTask, stratified_split
-from uqbench.bench.tasks.common import (
+from . import register_task
+from .base import Preprocess, SupervisedTask, stratified_split
+from .common import (
     MINILM,
     FineTuneFields,
     OODSource,
@@ -59,8 +59,8 @@ from uqbench.bench.tasks.common import (
     user_path,
     vit_backbone_fn,
 )
-from uqbench.bench.tasks.config import TaskConfig, evaluation, positive, require
-from uqbench.methods.transformer import vit_config
+from .config import TaskConfig, evaluation, positive, require
+from ...methods.transformer import vit_config
 
 
 Source = Union[str, dict[str, str]]  # a path, or a Hugging Face source table

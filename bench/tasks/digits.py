@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from uqbench.bench.tasks import register_task
-from uqbench.bench.tasks.base import Preprocess, Split, SupervisedTask, stratified_split
-from uqbench.bench.tasks.common import assemble, recipe, vit_backbone_fn
-from uqbench.bench.tasks.config import TaskConfig, check_vit, positive, require
-from uqbench.methods.transformer import vit_config
+from . import register_task
+from .base import Preprocess, Split, SupervisedTask, stratified_split
+from .common import assemble, recipe, vit_backbone_fn
+from .config import TaskConfig, check_vit, positive, require
+from ...methods.transformer import vit_config
 
 
 @dataclass(frozen=True)

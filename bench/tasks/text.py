@@ -16,10 +16,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from uqbench.bench.data import load_ag_news, load_clinc150, load_custrev, load_sst2, load_trec
-from uqbench.bench.tasks import register_task
-from uqbench.bench.tasks.base import SupervisedTask, subsample
-from uqbench.bench.tasks.common import (
+from ..data import load_ag_news, load_clinc150, load_custrev, load_sst2, load_trec
+from . import register_task
+from .base import SupervisedTask, subsample
+from .common import (
     MINILM,
     FineTuneFields,
     OODSource,
@@ -31,7 +31,7 @@ from uqbench.bench.tasks.common import (
     text_ood_split,
     text_split,
 )
-from uqbench.bench.tasks.config import evaluation, positive
+from .config import evaluation, positive
 
 
 @dataclass(frozen=True)

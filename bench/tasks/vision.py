@@ -15,11 +15,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from uqbench.bench.data import CORRUPTIONS, load_cifar, load_imagenet, load_svhn, load_textures
-from uqbench.bench.data.cifar_c import FOLDERS, cifar_c_folder
-from uqbench.bench.tasks import register_task
-from uqbench.bench.tasks.base import Preprocess, SupervisedTask, subsample
-from uqbench.bench.tasks.common import (
+from ..data import CORRUPTIONS, load_cifar, load_imagenet, load_svhn, load_textures
+from ..data.cifar_c import FOLDERS, cifar_c_folder
+from . import register_task
+from .base import Preprocess, SupervisedTask, subsample
+from .common import (
     OODSource,
     ViTFields,
     assemble,
@@ -33,8 +33,8 @@ from uqbench.bench.tasks.common import (
     shift_sets,
     vit_backbone_fn,
 )
-from uqbench.bench.tasks.config import evaluation, positive, require
-from uqbench.methods.transformer import vit_config
+from .config import evaluation, positive, require
+from ...methods.transformer import vit_config
 
 DEFAULT_CORRUPTIONS = ("gaussian_noise", "shot_noise", "gaussian_blur", "contrast", "brightness",
                        "jpeg", "pixelate")

@@ -7,9 +7,9 @@ Uncertainty-Aware Efficient Transformers", arXiv 2510.18358, ICLR 2026).
 ``method``: the registered ``hydra`` UQMethod tying them together.
 """
 
-from uqbench.methods.hydra.fuse import fuse
-from uqbench.methods.hydra.importance import circuit_select, select_heads, taylor_scores
-from uqbench.methods.hydra.method import Hydra
-from uqbench.methods.hydra.prune import prune
+from .fuse import fuse
+from .importance import circuit_select, select_heads, taylor_scores
+from .method import Hydra
+from .prune import prune
 
 __all__ = ["Hydra", "circuit_select", "fuse", "prune", "select_heads", "taylor_scores"]

@@ -29,8 +29,8 @@ import copy
 
 import torch
 
-from uqbench.methods.hydra.prune import head_rows
-from uqbench.methods.transformer import StreamTransformer
+from .prune import head_rows
+from ..transformer import StreamTransformer
 
 
 def _shared_equal(members: list[StreamTransformer], fork_layer: int) -> None:

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from uqbench.methods.transformer import StreamTransformer
+from ..transformer import StreamTransformer
 
 Batches = Sequence[tuple[object, Tensor]]
 

@@ -43,11 +43,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from uqbench.methods.base import ConfigError, Task, UQMethod, derive_seed, register
-from uqbench.methods.hydra.fuse import fold_pre_norms, folded_config, fuse, fused_config
-from uqbench.methods.hydra.importance import circuit_select, select_heads, taylor_scores
-from uqbench.methods.hydra.prune import prune, pruned_config
-from uqbench.methods.transformer import StreamTransformer
+from ..base import ConfigError, Task, UQMethod, derive_seed, register
+from .fuse import fold_pre_norms, folded_config, fuse, fused_config
+from .importance import circuit_select, select_heads, taylor_scores
+from .prune import prune, pruned_config
+from ..transformer import StreamTransformer
 
 CRITERIA = ("taylor", "circuit")
 FINETUNE = ("members", "fused")

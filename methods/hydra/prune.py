@@ -13,7 +13,7 @@ import copy
 import torch
 from torch import Tensor
 
-from uqbench.methods.transformer import StreamTransformer
+from ..transformer import StreamTransformer
 
 
 def head_rows(heads: list[int] | Tensor, n_heads: int, head_dim: int, parts: int = 3) -> Tensor:
