@@ -81,7 +81,8 @@ def detail_tables(jobs: list[dict], anchor: str) -> list[Block]:
     out: list[Block] = []
     sets = sorted({k.split("/")[1] for j in jobs for k in j["metrics"] if k.startswith("ood/")})
     if sets:
-        keys = [f"ood/{s}/{k}" for s in sets for k in PER_SET]
+        held = {k for j in jobs for k in j["metrics"]}  # score kinds newer than some results show where held
+        keys = [f"ood/{s}/{k}" for s in sets for k in PER_SET if f"ood/{s}/{k}" in held]
         rows = entry_rows(jobs, lambda js: {k: stat([j["metrics"].get(k) for j in js]) for k in keys})
         _bold(rows, jobs, keys)
         near = ", ".join(f"`{s}`" for s in sets if s in jobs[0].get("near_ood", []))
