@@ -8,7 +8,8 @@ every other round, so that a drift of the machine's speed falls on all alike), a
 time ratio to the reference model is taken within each round. Timings taken at different
 moments or in different processes are not compared.
 
-Per entry: the median time at the small and at the large batch, the ratio to the reference's
+Per entry: the time of every round and its median at the small and at the large batch (so any
+two entries of a file can be compared round by round), the ratio to the reference's
 (the single model, ``claims.REFERENCE``) as the median of the per-round ratios with its 95 %
 distribution-free interval (order statistics of the median), peak memory, the counted
 parameters and FLOPs (analytic where the networks are stream transformers). A second copy of the
@@ -233,6 +234,7 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
     for name, c in timed.items():
         row = {"name": name, "kind": c.kind, "method": c.method, "params": c.params, "source": c.source,
                "networks": c.key, "same_networks_as_reference": c.key == entries[0].key,
+               "networks_held": len(c.networks), "passes": sum(r for _, r in c.networks),
                "members": built[name].num_members, "params_count": built[name].num_parameters()}
         counted = cost.flops_per_sample(lambda x, f=fns[name]: f(x), xs[small], small)
         row["flops"] = counted
@@ -240,7 +242,8 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
         for label, b in (("small", small), ("large", large)):
             ratios = [t / r for t, r in zip(times[b][name], times[b][ref])]
             med, lo, hi = median_interval(ratios)
-            row[label] = {"batch": b, "median_s": statistics.median(times[b][name]), "ratio": med, "lo": lo, "hi": hi}
+            row[label] = {"batch": b, "median_s": statistics.median(times[b][name]), "ratio": med, "lo": lo, "hi": hi,
+                          "rounds_s": times[b][name]}
         row["large"]["per_sample_s"] = row["large"]["median_s"] / large
         row["peak_mem_mb"] = _peak_mb(fns[name], xs[large], device)
         rows.append(row)

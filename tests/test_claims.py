@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from uqbench import methods
-from uqbench.bench import claims, intervals, report, results, scoring
+from uqbench.bench import calibration, claims, intervals, report, results, scoring
 from uqbench.bench.report import comparisons, inputs, pages, sections
 from uqbench.bench.report.tables import find
 
@@ -84,28 +84,35 @@ def test_verdict_needs_two_seeds_and_an_interval():
 
 # --- tables from result files ----------------------------------------------------------------
 def _write_run(root: Path, entries: dict[str, float], seeds=(0, 1, 2), cached: tuple[str, ...] = (),
-               suite: str = "standard", task_config: dict | None = None) -> None:
+               suite: str = "standard", task_config: dict | None = None, calibrated: bool = False) -> None:
     """Result files and logits of task ``toy`` for each entry; ``entries`` maps an entry to how far
-    its logits lean towards the label (a higher value gives a more accurate model)."""
+    its logits lean towards the label (a higher value gives a more accurate model). With
+    ``calibrated``, the logits also hold a 'val' split and the results a fitted temperature."""
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 120)
     base = {"test": rng.normal(size=(1, 120, 4)), "ood/near": rng.normal(size=(1, 50, 4)),
             "ood/far": rng.normal(size=(1, 40, 4)) * 0.2}
+    y_val = rng.integers(0, 4, 80)
+    if calibrated:
+        base["val"] = rng.normal(size=(1, 80, 4))
+    labels = {"test": y, **({"val": y_val} if calibrated else {})}
     for entry, skill in entries.items():
         for seed in seeds:
             noise = np.random.default_rng(seed + 100 * len(entry))
-            logits = {k: (v + 0.3 * noise.normal(size=v.shape) + (skill * np.eye(4)[y] if k == "test" else 0))
+            logits = {k: (v + 0.3 * noise.normal(size=v.shape) + (skill * np.eye(4)[labels[k]] if k in labels else 0))
                       .astype(np.float16).astype(np.float32) for k, v in base.items()}
             job = results.JobId(suite, "toy", entry, seed)
             path = job.path(root)
             ref = f"runs/{suite}/toy/{entry}/seed{seed}.logits.npz"
-            results.save_logits(root / ref, logits, {"test": y})
+            results.save_logits(root / ref, logits, labels)
             obj = {"schema": results.SCHEMA_VERSION, "status": "ok", "suite": suite, "task": "toy",
                    "method": entry, "seed": seed, "params": _params(entry), "task_config": task_config or {"task": "toy"},
                    "config_hash": "0", "metrics": scoring.score(logits, {"test": y}, near_ood=("near",)),
                    "cost": {"members": 1, "params": 1, "flops": 1, "latency_ms": 1.0, "throughput": 1.0},
                    "wall": {}, "provenance": {"git_commit": "x", "device": "cpu"}, "extra": {},
                    "logits": ("cache:" + ref) if entry in cached else ref, "near_ood": ["near"]}
+            if calibrated:
+                obj["calibrated"] = calibration.calibrate(logits, labels, ("near",))
             results.write(path, obj)
 
 
@@ -119,8 +126,9 @@ def test_renamed_entries_keep_their_roles_in_the_claims(tmp_path):
     rows = comparisons.claim_rows(jobs, intervals.Evidence(tmp_path, n_boot=100))
     assert {(r["entry"], r["reference"], r["reference_entry"]) for r in rows} == {
         (h, ref, e) for h in ("hydra-taylor", "heads-circ")
-        for ref, e in (("deep_ensembles", "ensemble"), ("single", "baseline"), ("single-ft", "baseline-longer"))}
-    assert len(rows) == 2 * 3 * len(claims.CLAIMS)
+        for ref, e in (("deep_ensembles", "ensemble"), ("single", "baseline"), ("single-ft", "baseline-longer"),
+                       ("single +TS", ""))}  # no temperature fitted (no validation logits): not measured
+    assert len(rows) == 2 * 4 * len(claims.CLAIMS)
     assert rows[0]["entry"] == "heads-circ" and rows[0]["headline_variant"]  # the paper's variant first
     acc = next(r for r in rows if r["entry"] == "hydra-taylor" and r["reference"] == "single" and r["claim"] == "Accuracy")
     by = {(j["method"], j["seed"]): j["metrics"]["test/acc"] for j in jobs}
@@ -222,7 +230,7 @@ def test_a_method_trained_from_scratch_on_a_pretrained_task_gets_its_own_table()
         "suite": "s", "task": "t", "method": entry, "seed": 0, "params": _params(entry), "_path": f"{entry}.json",
         "metrics": {"test/acc": acc}, "cost": {"members": 1, "params": 1.0}, "extra": extra}
     jobs = [job("baseline", 0.90), job("ensemble", 0.80), job("dropout", 0.95, group="trained from scratch")]
-    main, caption, scratch = sections.entry_tables(jobs, ("test/acc",), (), "t")
+    main, caption, scratch = sections.entry_tables(jobs, ("test/acc",), (), "t", [])
     assert [r.entry for r in main.rows] == ["baseline", "ensemble"] and main.cell("baseline", "test/acc").bold
     assert [r.entry for r in scratch.rows] == ["dropout"] and not scratch.cell("dropout", "test/acc").bold  # apart
     assert caption.text.startswith("Trained from scratch") and main.cell("baseline", "test/acc").value == 0.90

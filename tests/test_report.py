@@ -6,6 +6,8 @@ rewrites it from the fixture (``tests/fixtures/make_board.py`` wrote the fixture
 
 from __future__ import annotations
 
+import json
+
 import os
 import shutil
 from pathlib import Path
@@ -57,12 +59,27 @@ def test_cells_hold_the_means_over_seeds_and_the_best_is_bold(built, made):
         acc = [j["metrics"]["test/acc"] for j in jobs if j["method"] == entry]
         cell = table.cell(entry, "test/acc")
         assert (cell.value, cell.spread, cell.n) == (pytest.approx(np.mean(acc)), pytest.approx(np.std(acc, ddof=1)), 2)
-    best = max(table.rows, key=lambda r: r.cells["test/acc"].value)
-    assert [r.entry for r in table.rows if r.cells["test/acc"].bold] == [best.entry]
+    best = max(r.cells["test/acc"].value for r in table.rows)
+    assert [r.entry for r in table.rows if r.cells["test/acc"].bold] == [
+        r.entry for r in table.rows if r.cells["test/acc"].value == best]  # ties: a scaled ensemble predicts alike
     assert table.rows[0].entry == "baseline"  # the reference first
     # directions from the catalogue
     assert [c.title for c in table.columns if c.higher is False][:2] == ["NLL", "Brier"]
-    assert table.cell("ensemble", "latency_ms").value == 1.0  # a cost ratio to the reference
+    scaled = [j["calibrated"]["metrics"]["test/ece"] for j in jobs if j["method"] == "baseline" and "calibrated" in j]
+    assert table.cell("baseline +TS", "test/ece").value == pytest.approx(np.mean(scaled))  # the +TS row
+
+
+def test_cost_columns_read_the_side_by_side_file(built, made):
+    """Ratios and intervals as the cost file holds them; a +TS row costs what its entry costs."""
+    data = json.loads((built / "results" / "cost" / "standard" / "toy" / "cpu-float32.json").read_text())
+    rows = {r["name"]: r for r in data["entries"]}
+    table = find(made, "standard-toy")
+    small = table.cell("ensemble", "small")
+    assert (small.value, small.lo, small.hi) == tuple(rows["ensemble"]["small"][k] for k in ("ratio", "lo", "hi"))
+    assert table.cell("ensemble", "params").value == pytest.approx(3.0)
+    assert table.cell("baseline +TS", "large") == table.cell("baseline", "large")
+    cost_page = find(made, "cost-table-standard-toy-cpu-float32")
+    assert cost_page.cell("control", "small_x").lo <= 1.0 <= cost_page.cell("control", "small_x").hi
     row = next(r for r in table.rows if r.entry == "heads-circ")
     assert row.files == ("runs/standard/toy/heads-circ/seed0.json", "runs/standard/toy/heads-circ/seed1.json")
 
@@ -95,3 +112,22 @@ def test_the_committed_headline_opens_with_a_table_and_fits_its_budget():
     assert next(i for i, line in enumerate(lines) if line.startswith("|")) < 30
     reports = REPO / "results" / "reports"
     assert all((reports / f"{s}.md").is_file() for s in ("standard", "claims", "cost"))
+
+
+def test_matched_cost_compares_hydra_with_the_best_entry_that_costs_no_more(built, made):
+    """On parameters (Hydra 1.01x) the deep ensemble (3x) is out and the best NLL among the rest,
+    the +TS variants included, is the comparison; `dropout` (4 passes) is in on parameters, out on FLOPs."""
+    jobs = [j for j in inputs.load(built / "results").jobs if j["suite"] == "standard"]
+    table = find(made, "matched-cost")
+    cell = table.cell("hydra-taylor", "test/nll", axis="Params × (1.01)")
+    cheap = {e: np.mean([j["metrics"]["test/nll"] for j in jobs if j["method"] == e])
+             for e in {j["method"] for j in jobs} - {"ensemble", "ensemble +TS", "heads-circ", "heads-circ +TS",
+                                                  "hydra-taylor", "hydra-taylor +TS"}}
+    best = min(cheap, key=cheap.get)
+    assert cell.text.startswith(f"vs {best}: ")
+    mine = {j["seed"]: j["metrics"]["test/nll"] for j in jobs if j["method"] == "hydra-taylor"}
+    theirs = {j["seed"]: j["metrics"]["test/nll"] for j in jobs if j["method"] == best}
+    assert cell.value == pytest.approx(np.mean([mine[s] - theirs[s] for s in mine]))
+    assert cell.lo < cell.value < cell.hi
+    ece = {a: table.cell("hydra-taylor", "test/ece", axis=a).text for a in ("Params × (1.01)", "FLOPs × (2.30)")}
+    assert ece["Params × (1.01)"].startswith("vs dropout") and not ece["FLOPs × (2.30)"].startswith("vs dropout")

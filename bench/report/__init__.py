@@ -15,14 +15,14 @@ from pathlib import Path
 
 from .. import results
 from . import costs, figures, html, markdown, pages, study
-from .inputs import Inputs, device, load, runs_json, summary_csv
+from .inputs import Inputs, load, runs_json, summary_csv
 from .tables import Page
 
 
 def all_pages(inputs: Inputs, figs: dict[tuple[str, str], dict[str, str]] | None = None) -> list[Page]:
     """Every page, the headline first."""
     details = [pages.suite_page(inputs, s, figs or {}) for s in pages.suites(inputs)]
-    details += [pages.claims_page(inputs), *study.pages(inputs), costs.page(inputs.jobs, inputs.timings, device)]
+    details += [pages.claims_page(inputs), *study.pages(inputs), costs.page(inputs.costs, inputs.timings)]
     details += [p for p in [pages.slices_page(inputs.jobs)] if p]
     return [pages.headline(inputs, details), *details]
 
@@ -32,7 +32,7 @@ def build(root: Path, out: Path) -> Path:
     ``root/reports/``, figures under ``root/figures/``, ``root/summary.csv`` and ``root/runs.json``."""
     inputs = load(root)  # every input is read before anything is written
     results.write_atomic(root / "summary.csv", summary_csv(inputs.jobs))
-    made = all_pages(inputs, figures.make_all(root, inputs.jobs))
+    made = all_pages(inputs, figures.make_all(root, inputs.jobs, inputs.costs, inputs.records))
     paths = {p.key: out if not p.key else root / "reports" / f"{p.key}.md" for p in made}
     for p in made:
         results.write_atomic(paths[p.key], markdown.render(p, paths[p.key], root, paths))

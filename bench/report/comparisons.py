@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from .. import claims
+from .. import catalogue, claims
 from ..intervals import Evidence, no_difference
+from . import costs
 
 
 def claim_groups(jobs: list[dict]) -> list[tuple[str, str]]:
@@ -104,4 +105,30 @@ def single_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
             if c := evidence.difference(by_entry[entry], by_entry[ref], claim.metric):
                 rows.append({"entry": entry, "reference_entry": ref, "claim": claim.name, "metric": claim.metric,
                              "higher_is_better": claim.higher, **c})
+    return rows
+
+
+MATCHED = ("test/nll", "test/ece", "ood_near/auroc_msp", "ood_far/auroc_msp")
+
+
+def matched_rows(jobs: list[dict], files: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
+    """Hydra at matched cost: per (suite, task) with a cost file, Hydra entry and cost axis, for each
+    of ``MATCHED`` the best entry costing no more on that axis (``costs.matched``) and Hydra minus it,
+    paired by seed with its 95 % interval; the verdict says whether Hydra is better."""
+    rows = []
+    for suite, task in claim_groups(jobs):
+        roles, by_entry = claims.entries_by_role([j for j in jobs if j["suite"] == suite and j["task"] == task])
+        for h in roles.get(claims.SUBJECT, []):
+            if (mine := costs.cost_of(files, by_entry[h])) is None:
+                continue
+            for axis in costs.AXES:
+                row = {"suite": suite, "task": task, "entry": h, "axis": axis, "cost": mine[axis]}
+                for key in MATCHED:
+                    higher = bool(catalogue.higher(key))
+                    other = costs.matched(files, by_entry, h, axis, key, higher)
+                    c = evidence.difference(by_entry[h], by_entry[other], key) if other else None
+                    c = c or no_difference("no other entry costs no more" if not other else "")
+                    v = claims.verdict(claims.Test("better"), c["diff"], c["lo"], c["hi"], higher, c["seeds"])
+                    row[key] = {**c, "other": other, "verdict": v}
+                rows.append(row)
     return rows

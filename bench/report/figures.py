@@ -1,21 +1,20 @@
-"""Figures from result files: reliability diagrams, risk-coverage curves, quality against cost,
-and hyper-parameter dials.
+"""Figures from result files: reliability diagrams, risk-coverage curves and quality-cost
+frontiers, under ``results/figures/``.
 
-One PNG of each kind per (suite, task) under ``results/figures/``. Where a suite holds three or
-more entries of one registered method that differ in exactly one hyper-parameter (Hydra's
-``fork_layer``, say), a dial figure plots the measured cost of each setting against its OOD
-AUROC and ECE, seeds as error bars. Curves pool every seed's
-logits from the results folder alone, so every machine draws the same figures; methods whose
-logits are kept only in the local cache (files over the size limit) are left out and named.
+Per (suite, task): a reliability diagram and risk-coverage curves, pooling every seed's logits
+from the results folder alone (entries whose logits stay in a local cache are left out and
+named), so every machine draws the same figures. Per side-by-side cost file and cost axis: NLL,
+ECE and near- and far-OOD AUROC against the cost ratio of every entry (seeds as error bars), of
+each ensemble's first members and of every tuning candidate, the Pareto front marked.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -24,10 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .. import catalogue, claims, metrics, results  # noqa: E402
+from . import costs  # noqa: E402
+from .inputs import by_entry  # noqa: E402
 from ..scoring import softmax  # noqa: E402
-
-OOD = f"ood_mean/auroc_{catalogue.DEFAULT_SCORE}"
-
 
 def save(fig, path: Path) -> None:
     """Write ``fig`` as a PNG without a timestamp or version (the same inputs give the same bytes)."""
@@ -89,103 +87,119 @@ def _risk_coverage(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str)
     return fig
 
 
-def _quality_cost(by_method: dict[str, list[dict]], reference: str | None, title: str):
-    ref = np.mean([j["cost"]["latency_ms"] for j in by_method.get(reference, [])] or [math.nan])
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
-    for m, js in by_method.items():
-        x = np.mean([j["cost"].get("latency_ms", math.nan) for j in js]) / ref
-        for ax, key in zip(axes, (OOD, "test/nll")):
-            vals = [j["metrics"][key] for j in js if key in j["metrics"]]
-            if vals and not math.isnan(x):
-                ax.errorbar(x, np.mean(vals), yerr=np.std(vals) if len(vals) > 1 else None, fmt="o", capsize=3)
-                ax.annotate(m, (x, np.mean(vals)), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    for ax, label in zip(axes, ("OOD AUROC (MSP, mean over sets) ↑", catalogue.arrow("test/nll"))):
-        ax.set_xlabel("latency relative to single model")
-        ax.set_ylabel(label)
+FRONTIER = ("test/nll", "test/ece", "ood_near/auroc_msp", "ood_far/auroc_msp")
+
+
+class Point(NamedTuple):
+    label: str
+    kind: str  # "entry", "candidate" (a tuning candidate, seed 0) or "sweep" (an ensemble's first members)
+    cost: dict[str, float]  # ratio to the reference per axis
+    values: dict[str, tuple[float, float]]  # metric key -> (mean, sd over seeds)
+
+
+def _stat(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
+
+
+def points(files: list[dict], jobs: list[dict], records: list[dict], f: dict) -> list[Point]:
+    """Every entry of ``f``'s (suite, task) (the ``+TS`` variants included), the first m members of
+    each ensemble whose members run one pass each (from ``rescore``'s sweeps: cost scaled by m/M,
+    parameters too where each member holds its own network) and every tuning candidate timed."""
+    out = []
+    rows = {r["name"]: r for r in f["entries"]}
+    for e, js in sorted(by_entry(j for j in jobs if (j["suite"], j["task"]) == (f["suite"], f["task"])).items()):
+        if (cost := costs.cost_of([f], js)) is None:
+            continue
+        out.append(Point(e, "entry", cost, {k: _stat(v) for k in FRONTIER if (v := [j["metrics"][k] for j in js
+                                                                                    if k in j["metrics"]])}))
+        row, k_all = rows[costs.costed_as(js)], js[0]["cost"].get("members", 1)
+        if js[0].get("post_hoc") or row["passes"] != k_all:
+            continue  # a fused network computes all its members at once: no cheaper part
+        for m in range(1, k_all):
+            scale = {a: m / k_all for a in cost} | ({} if row["networks_held"] == k_all else {"params": 1.0})
+            vals = {k: _stat(v) for k in FRONTIER if (v := [j["sweep"][str(m)][k] for j in js
+                                                            if k in j.get("sweep", {}).get(str(m), {})])}
+            if vals:
+                out.append(Point(f"{e} ({m} of {k_all})", "sweep", {a: cost[a] * scale[a] for a in cost}, vals))
+    done = {(r["suite"], r["task"], c["name"]): c for r in records for c in r["candidates"]}
+    for c in f["candidates"]:
+        found = done.get((f["suite"], f["task"], c["candidate"]), {}).get("_results", [])
+        if found and (r := costs.ratios(f, c["timed_as"])):
+            out.append(Point(c["candidate"], "candidate", {a: v[0] for a, v in r.items()},
+                             {k: (found[0]["metrics"][k], 0.0) for k in FRONTIER if k in found[0]["metrics"]}))
+    return out
+
+
+def pareto(pts: list[Point], axis: str, key: str) -> list[Point]:
+    """The points no other point beats: at most its cost on ``axis`` and better on ``key``."""
+    sign = 1 if catalogue.higher(key) else -1
+    have = [p for p in pts if key in p.values]
+    return sorted((p for p in have if not any(
+        q.cost[axis] <= p.cost[axis] and sign * q.values[key][0] >= sign * p.values[key][0]
+        and (q.cost[axis], q.values[key][0]) != (p.cost[axis], p.values[key][0]) for q in have)),
+        key=lambda p: p.cost[axis])
+
+
+def _frontier(pts: list[Point], axis: str, title: str):
+    keys = [k for k in FRONTIER if any(k in p.values for p in pts)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.8), squeeze=False)
+    axes = axes[0]
+    style = {"entry": dict(fmt="o", ms=5), "sweep": dict(fmt="^", ms=4, color="0.45"),
+             "candidate": dict(fmt="s", ms=4, mfc="none", color="0.6")}
+    for ax, key in zip(axes, keys):
+        for p in (p for p in pts if key in p.values):
+            y, sd = p.values[key]
+            ax.errorbar(p.cost[axis], y, yerr=sd or None, capsize=2, **style[p.kind])
+            if p.kind != "candidate":
+                ax.annotate(p.label, (p.cost[axis], y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        front = pareto(pts, axis, key)
+        ax.step([p.cost[axis] for p in front], [p.values[key][0] for p in front], "r-", where="post", lw=0.8)
+        ax.plot([p.cost[axis] for p in front], [p.values[key][0] for p in front], "o", ms=9, mfc="none", color="r")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{costs.AXES[axis]} (log scale)", fontsize=8)
+        ax.set_ylabel(catalogue.arrow(key), fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].plot([], [], "o", label="entry (mean ± sd over seeds)")
+    axes[0].plot([], [], "^", color="0.45", label="first m members (rescore sweep)")
+    axes[0].plot([], [], "s", mfc="none", color="0.6", label="tuning candidate (seed 0)")
+    axes[0].plot([], [], "r-o", mfc="none", label="Pareto front")
+    axes[0].legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def sweep(by_method: dict[str, list[dict]]) -> tuple[str, dict[object, list[dict]]] | None:
-    """``(parameter, {value: jobs})`` when at least three entries of one registered method differ
-    in exactly that hyper-parameter, else None."""
-    by_registered: dict[str, list[list[dict]]] = defaultdict(list)
-    for js in by_method.values():
-        by_registered[js[0]["params"]["method"]].append(js)
-    for _, groups in sorted(by_registered.items()):
-        params = [g[0]["params"] for g in groups]
-        varying = [k for k in sorted({k for p in params for k in p})
-                   if len({json.dumps(p.get(k)) for p in params}) > 1]
-        if len(groups) >= 3 and len(varying) == 1:
-            return varying[0], dict(sorted((p[varying[0]], g) for p, g in zip(params, groups)))
-    return None
-
-
-def _time_ratios(js: list[dict], single: dict[int, dict]) -> list[float]:
-    """Per seed: the job's time per sample at the large batch over the same seed's single model's."""
-    return [single[j["seed"]]["cost"]["throughput"] / j["cost"]["throughput"] for j in js if j["seed"] in single]
-
-
-def _dial(param: str, by_value: dict[object, list[dict]], single: dict[int, dict], title: str):
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
-    flops_ref = np.mean([j["cost"].get("analytic_flops", math.nan) for j in single.values()] or [math.nan])
-    labels = ("OOD AUROC (MSP, mean over sets) ↑", catalogue.arrow("test/ece"))
-    for ax, key, label in zip(axes, (OOD, "test/ece"), labels):
-        xs, ys = [], []
-        for value, js in by_value.items():
-            t, v = _time_ratios(js, single), [j["metrics"][key] for j in js if key in j["metrics"]]
-            if not t or not v:
-                continue
-            x, y = float(np.mean(t)), float(np.mean(v))
-            ax.errorbar(x, y, xerr=np.std(t) if len(t) > 1 else None, yerr=np.std(v) if len(v) > 1 else None,
-                        fmt="o", color="C0", capsize=3)
-            flops = np.mean([j["cost"].get("analytic_flops", math.nan) for j in js]) / flops_ref
-            if not math.isnan(flops):
-                ax.plot(flops, y, "o", mfc="none", color="C1")
-            ax.annotate(f"{param}={value}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-            xs.append(x)
-            ys.append(y)
-        ax.plot(xs, ys, "-", color="C0", linewidth=0.6)
-        ax.set_xlabel("time per sample at the large batch, × single model")
-        ax.set_ylabel(label)
-    axes[0].plot([], [], "o", color="C0", label="measured (mean ± sd over seeds)")
-    axes[0].plot([], [], "o", mfc="none", color="C1", label="analytic FLOP ratio")
-    axes[0].legend(fontsize=7)
-    loads = [j["cost"]["cpu_load"] for js in by_value.values() for j in js if j["cost"].get("cpu_load") is not None]
-    if loads:  # timings under load are inflated unevenly: say so on the figure
-        title += f"\nCPU load per core while timing: {min(loads):.1f} to {max(loads):.1f} (above 1, times are inflated)"
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def make_all(root: Path, jobs: list[dict]) -> dict[tuple[str, str], dict[str, str]]:
+def make_all(root: Path, jobs: list[dict], files: list[dict], records: list[dict]) -> dict[tuple[str, str], dict[str, str]]:
     """Draw every figure; returns {(suite, task): {title: path relative to ``root``}}."""
     groups: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for j in jobs:
         groups[(j["suite"], j["task"])][j["method"]].append(j)
-    out: dict[tuple[str, str], dict[str, str]] = {}
-    fig_dir = root / "figures"
+    out: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for (suite, task), by_method in sorted(groups.items()):
         one = claims.reference_entry([j for js in by_method.values() for j in js])
-        by_method = dict(sorted(by_method.items(), key=lambda kv: (kv[0] != one, kv[0])))
-        made = {}
-        stem = f"{suite}__{task}"
+        by_method = {m: js for m, js in sorted(by_method.items(), key=lambda kv: (kv[0] != one, kv[0]))
+                     if not js[0].get("post_hoc")}
         pooled = {m: p for m, js in by_method.items() if (p := _pooled_test_probs(root, js)) is not None}
         left_out = [m for m in by_method if m not in pooled]
         note = f"\n(not drawn, logits not in the results folder: {', '.join(left_out)})" if left_out else ""
-        drawers = {"quality-vs-cost": lambda: _quality_cost(by_method, one, f"{task} ({suite}): quality against cost")}
-        dial = sweep(by_method)
-        if dial and one in by_method:
-            single = {j["seed"]: j for j in by_method[one]}
-            drawers[f"{dial[0]}-dial"] = lambda: _dial(*dial, single, f"{task} ({suite}): the {dial[0]} dial")
         if pooled:
-            drawers["reliability"] = lambda: _reliability(pooled, f"{task} ({suite}): reliability{note}")
-            drawers["risk-coverage"] = lambda: _risk_coverage(pooled, f"{task} ({suite}): risk-coverage{note}")
-        for name, draw in drawers.items():
-            path = fig_dir / f"{stem}__{name}.png"
-            save(draw(), path)
-            made[name] = path.relative_to(root).as_posix()
-        out[(suite, task)] = made
-    return out
+            out[(suite, task)]["reliability"] = _draw(root, f"{suite}__{task}__reliability", lambda: _reliability(
+                pooled, f"{task} ({suite}): reliability{note}"))
+            out[(suite, task)]["risk-coverage"] = _draw(root, f"{suite}__{task}__risk-coverage", lambda: _risk_coverage(
+                pooled, f"{task} ({suite}): risk-coverage{note}"))
+    for f in files:
+        pts, where = points(files, jobs, records, f), f"{f['device']}-{f['dtype']}"
+        axes = list(costs.AXES) if (f["device"], f["dtype"]) == costs.TABLES else ["small", "large"]
+        for axis in axes if pts else ():
+            name = f"frontier-{axis}" + ("" if where == "-".join(costs.TABLES) else f"-{where}")
+            title = (f"{f['task']} ({f['suite']}): quality against {costs.AXES[axis].lower()} ({where}, side by side; "
+                     f"batches {f['batch_sizes'][0]} and {f['batch_sizes'][1]})")
+            out[(f["suite"], f["task"])][name] = _draw(root, f"{f['suite']}__{f['task']}__{name}",
+                                                       lambda: _frontier(pts, axis, title))
+    return dict(out)
+
+
+def _draw(root: Path, stem: str, draw) -> str:
+    path = root / "figures" / f"{stem}.png"
+    save(draw(), path)
+    return path.relative_to(root).as_posix()

@@ -1,6 +1,8 @@
-"""What the report reads, all from the results folder: result files, the plans suites recorded
-there, tuning records with their candidates' results, and cost micro-benchmark timings. A file
-that is unreadable or does not match its schema stops the report with its name."""
+"""What the report reads, all from the results folder: result files (each with its temperature-
+scaled variant, ``<entry> +TS``, where it has a fitted temperature), the plans suites recorded
+there, tuning records with their candidates' results, the side-by-side cost files and the cost
+micro-benchmark timings. A file that is unreadable or does not match its schema stops the report
+with its name."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ... import methods
-from .. import results
+from .. import calibration, results, timing
 from ..intervals import Evidence
 from .comparisons import claim_rows
 from .costs import Timing, load_timings
@@ -23,12 +25,13 @@ from .costs import Timing, load_timings
 @dataclass
 class Inputs:
     root: Path
-    jobs: list[dict]  # finished jobs, each with ``_path`` relative to the root
+    jobs: list[dict]  # finished jobs, each with ``_path`` relative to the root, and their ``+TS`` variants
     skipped: list[dict]  # skipped tasks and jobs
     plans: dict[str, dict]  # by suite
     records: list[dict]  # tuning records, each candidate's results under ``_results``
     timings: list[Timing]
     evidence: Evidence
+    costs: list[dict]  # side-by-side cost files (``bench.timing``)
 
     def by_task(self, suite: str, task: str) -> list[dict]:
         return [j for j in self.jobs if j["suite"] == suite and j["task"] == task]
@@ -50,6 +53,7 @@ def load(root: Path, evidence: Evidence | None = None) -> Inputs:
         obj = results.read(path)  # raises ResultError naming the file
         obj["_path"] = str(path.relative_to(root))
         (ok if obj["status"] == "ok" else skipped).append(obj)
+    ok += [c for j in ok if (c := calibration.calibrated_result(j))]
     evidence = evidence or Evidence(root)
     for j in ok:
         evidence.replicates(j)
@@ -61,7 +65,8 @@ def load(root: Path, evidence: Evidence | None = None) -> Inputs:
             c["_results"] = [{**results.read(p), "_path": str(p.relative_to(root))}
                              for p in sorted(base.glob("seed*.json"))]
         records.append(rec)
-    return Inputs(root, ok, skipped, results.read_plans(root), records, load_timings(root), evidence)
+    return Inputs(root, ok, skipped, results.read_plans(root), records, load_timings(root), evidence,
+                  timing.load(root))
 
 
 def by_entry(jobs: list[dict]) -> dict[str, list[dict]]:
@@ -89,7 +94,7 @@ def summary_csv(jobs: list[dict]) -> str:
                         "commit": j["provenance"].get("git_commit", "")[:10], "file": j["_path"], **j["metrics"],
                         **{f"cost/{k}": v for k, v in j["cost"].items()},
                         **{f"wall/{k}": v for k, v in j["wall"].items()}}
-                       for j in jobs])
+                       for j in jobs if "post_hoc" not in j])
     if not df.empty:
         df = df[fixed + sorted(c for c in df.columns if c not in fixed)].sort_values(fixed[:4])
     return df.to_csv(index=False, float_format="%.6g", lineterminator="\n")
@@ -98,5 +103,6 @@ def summary_csv(jobs: list[dict]) -> str:
 def runs_json(jobs: list[dict], skipped: list[dict]) -> str:
     """Every result record, with its provenance and ``file`` (its path under the results folder)."""
     clean = lambda obj: {"file": obj["_path"], **{k: v for k, v in obj.items() if k != "_path"}}  # noqa: E731
-    doc = {"schema": results.SCHEMA_VERSION, "runs": [clean(j) for j in jobs], "skipped": [clean(s) for s in skipped]}
+    doc = {"schema": results.SCHEMA_VERSION, "runs": [clean(j) for j in jobs if "post_hoc" not in j],
+           "skipped": [clean(s) for s in skipped]}
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"

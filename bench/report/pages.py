@@ -3,13 +3,15 @@ claims page and the training-set slices; each a list of blocks from ``sections``
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .. import catalogue, claims
 from . import costs
-from .comparisons import claim_groups, single_rows
+from .comparisons import MATCHED, claim_groups, matched_rows, single_rows
 from .inputs import Inputs, by_entry, device
 from .sections import (HEADLINE, MAIN, MARKS, ROLE, answer, bullets, claims_table, detail_tables, differences,
                        entry_tables, notes, verdict_matrix)
-from .tables import Bullets, Cell, Column, Heading, Links, Page, Para, Ref, Row, Table, slug, text
+from .tables import Bullets, Cell, Column, Heading, Links, Page, Para, Ref, Row, Table, interval, slug, text
 
 BACK = Links("Back", [("leaderboard", Ref(""))])
 METHOD = "README, 'What the leaderboard reports'"  # where intervals, verdicts and cost are explained once
@@ -38,14 +40,19 @@ def headline(inputs: Inputs, details: list[Page]) -> Page:
         Para(f"Columns: {columns}. OOD scores: `{score}`, the {catalogue.OOD_SCORES[score]} (higher = more likely OOD)"
              ". "
              f"Mean ± standard deviation over seeds, the best mean of each column in bold; {ratios}: ratios to "
-             f"`{claims.reference_entry(jobs) or claims.REFERENCE}` on the same task.")])
+             f"`{claims.reference_entry(jobs) or claims.REFERENCE}` on the same task, every entry built from its "
+             "architecture and timed side by side in one process (CPU, float32; time ratios with their 95 % interval "
+             "over rounds; the batch sizes and the machine are on the cost page). `+TS`: the entry with one "
+             "temperature fitted on validation data; energy and max-logit OOD scores are on the suite pages.")])
     for task in sorted({j["task"] for j in jobs}):
         tj = [j for j in jobs if j["task"] == task]
-        tables = entry_tables(tj, HEADLINE, costs.HEADLINE, slug("headline", task), seeds=False)
+        shown = [j for j in tj if "post_hoc" not in j or claims.job_role(j) in claims.REFERENCES]
+        tables = entry_tables(shown, HEADLINE, costs.HEADLINE, slug("headline", task), inputs.costs, seeds=False)
         page.blocks += [Heading(2, f"`{task}`", slug("task", task)), *tables]
         if mine := [r for r in inputs.claims if r["suite"] == suite and r["task"] == task]:
             entry, matrix = verdict_matrix(mine, suite, task)
-            page.blocks += [Para(f"Paper claims for `{entry}`:"), matrix, Bullets(answer(mine, tables[0], entry, tj))]
+            page.blocks += [Para(f"Paper claims for `{entry}`:"), matrix,
+                            Bullets(answer(mine, tables[0], entry, tj, inputs.costs))]
     if skipped := sorted({s["task"] for s in inputs.skipped if s["suite"] == suite and not s.get("method")}
                          - {j["task"] for j in jobs}):
         page.blocks.append(Para(f"Not run in `{suite}` (missing data or weights; reasons on its page): "
@@ -91,7 +98,7 @@ def suite_page(inputs: Inputs, suite: str, figures: dict) -> Page:
     for task in sorted({j["task"] for j in sj}):
         tj, anchor = [j for j in sj if j["task"] == task], slug(suite, task)
         page.blocks += [Heading(2, f"Task `{task}`", slug("task", suite, task)),
-                        *entry_tables(tj, MAIN, tuple(c.key for c in costs.COLUMNS), anchor),
+                        *entry_tables(tj, MAIN, tuple(costs.AXES), anchor, inputs.costs),
                         *detail_tables(tj, anchor), *bullets(notes(tj))]
         if figs := figures.get((suite, task)):
             page.blocks.append(Links("Figures", [(t, Ref(file=p)) for t, p in sorted(figs.items())]))
@@ -128,7 +135,7 @@ def claims_page(inputs: Inputs) -> Page:
         "claim-definitions"))
     groups = claim_groups(inputs.jobs)
     page.blocks.append(Links("Claims tables", [(f"{t} ({s})", Ref(s, slug("claims", s, t))) for s, t in groups]))
-    other = costs.claim_rows([(s, t, inputs.by_task(s, t)) for s, t in groups], inputs.timings, device)
+    other = costs.claim_rows(inputs.costs, inputs.timings)
     zero_shot = sorted({(j["suite"], j["task"]) for j in inputs.jobs
                         if j["task_config"].get("task") == claims.ZERO_SHOT_TASK})
     other += [[text(claims.ZERO_SHOT_CLAIM), text(f"{t} ({s})"), text("see the claims on this task"),
@@ -139,9 +146,32 @@ def claims_page(inputs: Inputs) -> Page:
         other.append([text(claims.ZERO_SHOT_CLAIM), text(claims.ZERO_SHOT_TASK, True), text("–"),
                       text("", verdict=f"not measurable here: {reason}")])
     keys = ("claim", "task", "measured", "verdict")
-    page.blocks += [Heading(2, "Cost and zero-shot claims", "other-claims"),
+    page.blocks += [Heading(2, "Cost and zero-shot claims", "other-claims"), Para(
+        "Cost claims read the side-by-side cost files (cost page): each ratio is the median of the per-round time "
+        "ratios with its 95 % interval; a claim holds where the whole interval lies within it at both batch sizes."),
                     Table([Column(k, k.capitalize()) for k in keys], [Row(dict(zip(keys, r))) for r in other], "other")]
+    if rows := matched_rows(inputs.jobs, inputs.costs, inputs.evidence):
+        page.blocks += [Heading(2, "Hydra at matched cost", "matched-cost"), Para(
+            "For each Hydra entry and cost axis (its ratio to the single model in brackets), the best other entry on "
+            "each metric among those that cost no more on that axis (`+TS` variants included, other Hydra entries "
+            "not), and Hydra minus it with its 95 % interval; the verdict is that of the claim that Hydra is better."),
+            _matched_table(rows)]
     return page
+
+
+def _matched_table(rows: list[dict]) -> Table:
+    keys = ("task", "entry", "axis", *MATCHED)
+    columns = [Column("task", "Task"), Column("entry", "Hydra"), Column("axis", "Axis"),
+               *(Column(k, catalogue.arrow(k)) for k in MATCHED)]
+    out = []
+    for r in rows:
+        cells = [text(f"{r['task']} ({r['suite']})"), text(r["entry"], True),
+                 text(f"{costs.AXES[r['axis']]} ({r['cost']:.2f})")]
+        for k in MATCHED:
+            c = r[k]
+            cells.append(replace(interval(c), text=f"vs {c['other']}: {interval(c).text}") if c["other"] else text("–"))
+        out.append(Row(dict(zip(keys, cells)), r["suite"], r["task"], r["entry"]))
+    return Table(columns, out, "matched-cost")
 
 
 SLICE_KEYS = ("train_per_class",)
@@ -150,7 +180,7 @@ SLICE_KEYS = ("train_per_class",)
 def slices_page(jobs: list[dict]) -> Page | None:
     """Each task trained on a slice of its training set beside the same reference model (same
     seed, every other setting equal) trained on the whole set, when a suite holds that run."""
-    singles = [j for j in jobs if claims.role_of(j["params"]) == claims.REFERENCE]
+    singles = [j for j in jobs if claims.job_role(j) == claims.REFERENCE]
     rest = lambda j: {k: v for k, v in j["task_config"].items() if k not in SLICE_KEYS}  # noqa: E731
     keys = ("task", "slice", "acc", "whole", "whole_acc", "diff", "seed")
     rows = []

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from .. import catalogue, claims
 from . import costs
-from .inputs import by_entry, declared, device
+from .inputs import by_entry, declared
 from .tables import Block, Bullets, Cell, Column, Heading, Para, Ref, Row, Table, bold_best, interval, slug, stat, text
 
 MAIN = ("test/acc", "test/nll", "test/brier", "test/ece", "test/aurc", "ood_near/auroc_msp", "ood_far/auroc_msp",
@@ -56,16 +56,15 @@ def _bold(rows: list[Row], jobs: list[dict], keys) -> None:
 
 
 def entry_tables(jobs: list[dict], keys: tuple[str, ...], cost_keys: tuple[str, ...], anchor: str,
-                 seeds: bool = True) -> list[Block]:
-    """Mean ± sd of ``keys`` and the cost ratios per entry; a declared group's entries get their
-    own table and are never bold."""
+                 files: list[dict], seeds: bool = True) -> list[Block]:
+    """Mean ± sd of ``keys`` and the cost ratios (from the side-by-side cost ``files``) per entry; a
+    declared group's entries get their own table and are never bold."""
     keys = tuple(k for k in keys if any(k in j["metrics"] for j in jobs))
-    reference = by_entry(jobs).get(claims.reference_entry(jobs), [])
     columns = [ENTRY, Column("members", "M"), *([Column("seeds", "Seeds")] if seeds else []),
                *map(metric_column, keys), *(c for c in costs.COLUMNS if c.key in cost_keys)]
     rows = entry_rows(jobs, lambda js: {"members": text(js[0]["cost"].get("members", "")), "seeds": text(len(js)),
                                         **{k: stat([j["metrics"].get(k) for j in js]) for k in keys},
-                                        **costs.ratio_cells(js, reference)})
+                                        **costs.ratio_cells(files, js)})
     _bold(rows, jobs, keys)
     group = groups(jobs)
     out: list[Block] = [Table(columns, [r for r in rows if not group[r.entry]], anchor)]
@@ -180,7 +179,7 @@ def verdict_matrix(rows: list[dict], suite: str, task: str) -> tuple[str, Table]
     return entry, table
 
 
-def answer(rows: list[dict], table: Table, entry: str, jobs: list[dict]) -> list[str]:
+def answer(rows: list[dict], table: Table, entry: str, jobs: list[dict], files: list[dict]) -> list[str]:
     """Sentences from the numbers: how the first Hydra entry fares against each reference, which
     Hydra entry holds most claims, the best entry per column, and at what cost."""
     first, n = claims.REFERENCES[0], len(dict.fromkeys(r["claim"] for r in rows))
@@ -204,8 +203,6 @@ def answer(rows: list[dict], table: Table, entry: str, jobs: list[dict]) -> list
                    f"claims against {ROLE[first].label} ({most} of {n}).")
     if best := [(c.title, r.entry) for c in table.columns for r in table.rows if r.cells[c.key].bold]:
         out.append("Best mean per column: " + ", ".join(f"{t} `{e}`" for t, e in best) + ".")
-    entries, one = by_entry(jobs), claims.reference_entry(jobs)
-    if one and entry in entries:
-        where = ", ".join(sorted({f"{device(j)}, {j['cost'].get('dtype', '?')}" for j in entries[entry]}))
-        out.append(costs.sentence(entry, entries[entry], entries[one], where))
+    if entry in (entries := by_entry(jobs)) and (said := costs.sentence(files, entry, entries[entry])):
+        out.append(said)
     return out

@@ -113,6 +113,14 @@ def record_blocks(rec: dict) -> list:
              + (f"`{_label(win['knobs'], {})}`." if win else "none yet (the search resumes)."))
     if rec["fixed"]:
         words += " Held fixed: " + ", ".join(f"{k}={v}" for k, v in rec["fixed"].items()) + "."
+    if limit := rec.get("max_cost"):
+        above = [c for c in rec["candidates"] if c.get("within_max_cost") is False]
+        free = rec.get("unconstrained")
+        words += (" Cost limit: " + ", ".join(f"analytic {k} at most {v:g}× `{rec['reference']}`'s" for k, v in
+                                              limit.items())
+                  + f"; {len(above)} candidate{'s' * (len(above) != 1)} above it (⊘) ran and are shown but could not be "
+                  "chosen" + (f"; the best of them, `{_label(free['knobs'], {})}`, is the entry "
+                              f"`{rec['unconstrained_entry']}`." if free else "."))
     if edge := tuning.at_the_edge(rec):
         words += (" At the edge of the space: " + "; ".join(
             f"`{k}` = {x:g} is the {side} of {', '.join(f'{t:g}' for t in tried)}" for k, x, side, tried in edge)
@@ -120,15 +128,18 @@ def record_blocks(rec: dict) -> list:
     start = rec["candidates"][0]["knobs"] if rec["candidates"] else {}
     facts = declared(rec["method"])
     far = [FAR.format(s) for s in SCORES[1:]]
-    columns = [Column("candidate", "Candidate (vs start)"), Column("objective", "Val objective", False),
+    costed = [Column("params_x", "Params ×")] if rec.get("max_cost") else []
+    columns = [Column("candidate", "Candidate (vs start)"), Column("objective", "Val objective", False), *costed,
                *(Column(k, f"{catalogue.title(k)} (test)", catalogue.higher(k)) for k in SHOWN),
                *(Column(k, catalogue.title(k), True) for k in far),
                *(Column(k, title[0].upper() + title[1:]) for k, (title, _) in facts.items())]
     rows = []
     for c in rec["candidates"]:
         objs, star = c["_results"], " ★" if win and c["name"] == win["name"] else ""
+        star += " ⊘" if c.get("within_max_cost") is False else ""
         cells = {"candidate": text(f"{_label(c['knobs'], start)}{star}", True),
                  "objective": number(c["objective"], ".4f") if c["objective"] is not None else text(c["status"]),
+                 **({"params_x": number(c.get("cost", {}).get("params", math.nan))} if costed else {}),
                  **{k: number(_mean(objs, k), ".3f") for k in (*SHOWN, *far)},
                  **{k: number(_fact(objs, k)) for k in facts}}
         rows.append(Row(cells, rec["suite"], rec["task"], c["name"], rec["method"], tuple(o["_path"] for o in objs)))
@@ -195,7 +206,7 @@ def _finetuning_alone(finals: dict[str, list[dict]], ref: list[dict], ref_name: 
     role that isolates the extra training, against the reference."""
     out = []
     for entry, objs in sorted(finals.items()):
-        if not objs or any(claims.role_of(o["params"]) != claims.FINETUNED for o in objs):
+        if not objs or any(claims.job_role(o) != claims.FINETUNED for o in objs):
             continue
         delta = _mean(objs, key) - _mean(ref, key)
         out.append(f"Extra training alone: `{entry}` (the single model given extra fine-tuning, {len(objs)} "
