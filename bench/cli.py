@@ -113,10 +113,11 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         raise ValueError(f"suite {s.name} has no [tuning] section")
     s.work_threads = _count(args.threads, "--threads")
     _check_names(s, args.tasks, args.methods, "tuned entry", [sp.entry for sp in s.tuning.spaces])
-    if args.select_only and args.rows_only:
-        raise ValueError("--select-only and --rows-only exclude each other")
+    if args.select_only + args.rows_only + args.across_tasks > 1:
+        raise ValueError("--select-only, --rows-only and --across-tasks exclude each other")
     rep = tuning.tune_suite(s, args.results, only_tasks=_split(args.tasks), only_entries=_split(args.methods),
-                            final=not args.select_only, device=args.device, rows_only=args.rows_only)
+                            final=not args.select_only, device=args.device, rows_only=args.rows_only,
+                            across=args.across_tasks)
     return _report(f"tune {s.name}", rep)
 
 
@@ -234,6 +235,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--rows-only", action="store_true",
                    help="search nothing: run the chosen rows of complete records of the same search and training "
                         "configuration (after a change of evaluation-only settings)")
+    t.add_argument("--across-tasks", action="store_true",
+                   help="run each task's winner on every task and rank them (to choose one configuration for all)")
     t.set_defaults(fn=_cmd_tune)
     for cmd in (r, t):
         cmd.add_argument("--threads", help="CPU threads to train and evaluate with (default: the "

@@ -322,13 +322,46 @@ def _pick(row: dict | None) -> dict | None:
     return None if row is None else {k: row[k] for k in ("name", "knobs", "params", "objective")}
 
 
+def candidate(suite, task, space: Space, protocol: Protocol, choice: dict[str, Any], root: Path, report, log=print,
+              reference=None) -> dict:
+    """Run (or reuse) the candidate of ``choice`` on the rule's seeds; its record row: name, knobs,
+    params, status, the mean validation objective and metrics, and its cost against
+    ``reference`` where ``space`` has a cost limit."""
+    from .suite import MethodEntry
+
+    params = resolve(space, choice)
+    name = candidate_name(space.entry, params)
+    row = {"name": name, "knobs": choice, "params": params, "objective": None}
+    try:
+        if space.max_cost:
+            row["cost"] = cost_ratios(task, space.method, params, reference)
+            row["within_max_cost"] = all(row["cost"][a] <= lim for a, lim in space.max_cost.items())
+        objs = _jobs(suite, task, MethodEntry(name, space.method, params), protocol.seeds, Path(root) / "tuning",
+                     report, log)
+    except methods.ConfigError as e:  # e.g. more heads than this task's model has
+        objs, row["status"] = [], f"invalid: {e}"
+        row.pop("within_max_cost", None)
+    done = [o for o in objs if o]
+    vals = [objective_value(o.get("val_metrics", {}), protocol.objective) for o in done]
+    if "status" in row:
+        pass
+    elif len(done) < len(objs):
+        row["status"] = "failed"
+    elif any(v is None for v in vals):
+        row["status"] = "no validation metrics"
+    else:
+        row["status"] = "ok"
+        row["objective"] = sum(vals) / len(vals)
+        row["val_metrics"] = {k: sum(o["val_metrics"][k] for o in done) / len(done) for k in done[0]["val_metrics"]}
+    row["wall_s"] = sum(o["wall"]["fit_s"] + o["wall"]["eval_s"] for o in done)
+    return row
+
+
 def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report, log=print,
               save=None, reference=None) -> dict:
     """Run the search of ``space`` on ``task`` (candidates under ``root/tuning``); the record.
     ``save(record)`` is called after every candidate (``complete`` false, no winner) and at the end.
     ``reference`` (a ``MethodEntry``) is what ``max_cost`` is a ratio of."""
-    from .suite import MethodEntry
-
     seen: dict[str, dict] = {}
     knobs = space.knobs_for(task.name)
 
@@ -356,34 +389,9 @@ def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report,
         return out
 
     def evaluate(choice: dict[str, Any]) -> float | None:
-        params = resolve(space, choice)
-        name = candidate_name(space.entry, params)
+        name = candidate_name(space.entry, resolve(space, choice))
         if name not in seen:
-            entry = MethodEntry(name, space.method, params)
-            row = {"name": name, "knobs": choice, "params": params, "objective": None}
-            try:
-                if space.max_cost:
-                    row["cost"] = cost_ratios(task, space.method, params, reference)
-                    row["within_max_cost"] = all(row["cost"][a] <= lim for a, lim in space.max_cost.items())
-                objs = _jobs(suite, task, entry, protocol.seeds, Path(root) / "tuning", report, log)
-            except methods.ConfigError as e:  # e.g. more heads than this task's model has
-                objs, row["status"] = [], f"invalid: {e}"
-                row.pop("within_max_cost", None)
-            done = [o for o in objs if o]
-            vals = [objective_value(o.get("val_metrics", {}), protocol.objective) for o in done]
-            if "status" in row:
-                pass
-            elif len(done) < len(objs):
-                row["status"] = "failed"
-            elif any(v is None for v in vals):
-                row["status"] = "no validation metrics"
-            else:
-                row["status"] = "ok"
-                row["objective"] = sum(vals) / len(vals)
-                row["val_metrics"] = {k: sum(o["val_metrics"][k] for o in done) / len(done)
-                                      for k in done[0]["val_metrics"]}
-            row["wall_s"] = sum(o["wall"]["fit_s"] + o["wall"]["eval_s"] for o in done)
-            seen[name] = row
+            seen[name] = candidate(suite, task, space, protocol, choice, root, report, log, reference)
             if save:
                 save(record(False))
         return seen[name]["objective"] if _choosable(seen[name]) else None
@@ -401,6 +409,56 @@ def tune_task(suite, task, space: Space, protocol: Protocol, root: Path, report,
     out = record(True)
     if save:
         save(out)
+    return out
+
+
+def across_path(root: Path, suite: str, entry: str) -> Path:
+    return Path(root) / "tuning" / suite / f"{entry}.across-tasks.json"
+
+
+def across_tasks(suite, space: Space, protocol: Protocol, tasks: dict[str, Any], root: Path, report, log=print,
+                 reference=None) -> dict:
+    """Each task's winner of ``space`` run on every task of ``tasks`` (name -> built task), so that
+    one configuration can be chosen for all (a method's code defaults): a recipe is a winner's knob
+    values, carried to another task by their position in the knob's declared list (so H/M heads of
+    12, the first value there, is H/M of 6 on a task whose list starts with it); each task ranks
+    the recipes by the rule's objective (a recipe above the cost limit or without a value ranks
+    last), and the recipe with the lowest mean rank is ``best`` (ties: the lower mean objective).
+    Candidates are the searches' own, so the runs the searches made are reused. The record goes to
+    ``across_path``; complete records of every task are required."""
+    recs = {}
+    for name in tasks:
+        path = record_path(root, suite.name, name, space.entry)
+        rec = json.loads(path.read_text()) if path.exists() else {}
+        if not rec.get("complete") or not rec.get("winner"):
+            raise ValueError(f"{space.entry}: no complete search with a winner on {name} ({path}); run tune first")
+        recs[name] = rec
+    recipes = []
+    for source, rec in recs.items():
+        own, row = space.knobs_for(source), {"from": source, "knobs": rec["winner"]["knobs"], "on": {}}
+        for name, task in tasks.items():
+            choice = {k: space.knobs_for(name)[k][own[k].index(v)] for k, v in rec["winner"]["knobs"].items()}
+            c = candidate(suite, task, space, protocol, choice, root, report, log, reference)
+            row["on"][name] = {"candidate": c["name"], "params": c["params"], "status": c["status"],
+                               "objective": c["objective"] if _choosable(c) else None}
+            log(f"{space.entry}: the winner on {source} gives {row['on'][name]['objective']} on {name}")
+        recipes.append(row)
+    for name in tasks:
+        order = sorted((r["on"][name]["objective"], i) for i, r in enumerate(recipes)
+                       if r["on"][name]["objective"] is not None)
+        for rank, (_, i) in enumerate(order, 1):
+            recipes[i]["on"][name]["rank"] = rank
+    for r in recipes:
+        r["mean_rank"] = sum(v.get("rank", len(recipes) + 1) for v in r["on"].values()) / len(tasks)
+        done = [v["objective"] for v in r["on"].values() if v["objective"] is not None]
+        r["mean_objective"] = sum(done) / len(done) if done else None
+    best = min(recipes, key=lambda r: (r["mean_rank"], r["mean_objective"] if r["mean_objective"] is not None
+                                       else math.inf))
+    out = {"schema": results.SCHEMA_VERSION, "suite": suite.name, "entry": space.entry, "method": space.method,
+           "rule": {"objective": protocol.objective, "seeds": protocol.seeds, "rank": "mean over tasks of each task's "
+                    "rank of the recipes by the validation objective"}, "fixed": space.fixed,
+           "tasks": list(tasks), "recipes": recipes, "best": {"from": best["from"], "knobs": best["knobs"]}}
+    results.write_atomic(across_path(root, suite.name, space.entry), json.dumps(out, indent=1, sort_keys=True) + "\n")
     return out
 
 
@@ -426,10 +484,12 @@ def reusable(path: Path, suite, task, space: Space, protocol: Protocol, root: Pa
 
 
 def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entries: list[str] | None = None,
-               final: bool = True, device: str | None = None, log=print, rows_only: bool = False):
+               final: bool = True, device: str | None = None, log=print, rows_only: bool = False,
+               across: bool = False):
     """Tune every ``[tuning]`` entry of ``suite`` on every task with data, write the records,
     and (``final``) run each winner on the suite's seeds as its entry; with ``rows_only``, run the
-    rows of reusable complete records and search nothing. Returns a ``RunReport``."""
+    rows of reusable complete records and search nothing; with ``across``, run each task's winner
+    on every task instead (``across_tasks``). Returns a ``RunReport``."""
     from . import runner
     from .data.root import MissingData
     from .suite import MethodEntry, build_task
@@ -443,17 +503,18 @@ def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entr
     report = runner.RunReport()
     spaces = [s for s in protocol.spaces if not only_entries or s.entry in only_entries]
     reference = next((e for e in suite.methods if e.name == protocol.reference), None)
+    tasks = {}
     for t_entry in suite.tasks:
         if only_tasks and t_entry.name not in only_tasks:
             continue
         try:
-            task = build_task(t_entry, droot)
+            tasks[t_entry.name] = task = build_task(t_entry, droot)
         except MissingData as e:
             log(f"skipped task {t_entry.name}: {e}")
             report.skipped.append(t_entry.name)
             continue
         task.device = dev
-        for space in spaces:
+        for space in spaces if not across else ():
             if not task.trainable and methods.REGISTRY[space.method].needs_training:
                 report.skipped.append(f"{task.name}/{space.entry}")
                 continue
@@ -478,6 +539,10 @@ def tune_suite(suite, root: Path, only_tasks: list[str] | None = None, only_entr
                     summary = {"record": str(path.relative_to(root)), "winner": pick["name"], "choice": choice,
                                "objective": protocol.objective, "candidates": record["budget"]["candidates"]}
                     _rows(suite, task, MethodEntry(name, space.method, pick["params"]), summary, root, report, log)
+    for space in spaces if across else ():
+        trained = {n: t for n, t in tasks.items() if t.trainable or not methods.REGISTRY[space.method].needs_training}
+        best = across_tasks(suite, space, protocol, trained, root, report, log, reference)["best"]
+        log(f"{space.entry} across {', '.join(trained)}: best mean rank for the winner on {best['from']}, {best['knobs']}")
     runner.record_plan(suite, root)
     return report
 

@@ -320,3 +320,35 @@ def test_a_search_killed_between_the_winners_seeds_leaves_every_row_linked(tmp_p
     assert [r.name for r in rows] == ["seed0.json"]
     rec = json.loads(tuning.record_path(root, "tiny", "digits", "hydra").read_text())
     assert results.read(rows[0])["tuning"]["winner"] == rec["winner"]["name"]
+
+
+def test_across_tasks_runs_each_winner_everywhere_by_position_and_ranks_them(tmp_path, monkeypatch):
+    """Two tasks whose head lists differ ([2, 3] of 6 heads, [1, 3] of 3) and whose searches chose
+    different values: each winner runs on the other task at the same position of its list, and
+    the recipe with the lower mean rank wins."""
+    space = tuning.Space("m", "hydra", "grid", {}, {"heads_per_member": [2, 3], "finetune_frac": [0.5, 1.0]},
+                         {"b": {"heads_per_member": [1, 3]}})
+    protocol = tuning.Protocol({"val/nll": 1.0}, [0], [space])
+    nll = {("a", 2, 0.5): 1.0, ("a", 3, 1.0): 1.2, ("b", 3, 1.0): 0.5, ("b", 1, 0.5): 0.9}
+    def fake_jobs(s, task, entry, seeds, root, report, log):
+        key = (task.name, entry.params["heads_per_member"], entry.params["finetune_frac"])
+        return [{"val_metrics": {"val/nll": nll[key]}, "wall": {"fit_s": 1.0, "eval_s": 0.0}}]
+
+    monkeypatch.setattr(tuning, "_jobs", fake_jobs)
+    suite_ = SimpleNamespace(name="tiny")
+    winners = {"a": {"heads_per_member": 2, "finetune_frac": 0.5}, "b": {"heads_per_member": 3, "finetune_frac": 1.0}}
+    for name, knobs in winners.items():
+        path = tuning.record_path(tmp_path, "tiny", name, "m")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"complete": True, "winner": {"knobs": knobs}}))
+    tasks = {n: SimpleNamespace(name=n) for n in ("a", "b")}
+    out = tuning.across_tasks(suite_, space, protocol, tasks, tmp_path, runner.RunReport(), log=lambda *_: None)
+    by_source = {r["from"]: r for r in out["recipes"]}
+    assert by_source["a"]["on"]["b"]["params"] == {"heads_per_member": 1, "finetune_frac": 0.5}  # 2 of [2, 3] -> 1
+    assert by_source["b"]["on"]["a"]["params"] == {"heads_per_member": 3, "finetune_frac": 1.0}
+    assert [by_source["a"]["on"][t]["rank"] for t in "ab"] == [1, 2] and by_source["b"]["mean_rank"] == 1.5
+    assert out["best"] == {"from": "b", "knobs": winners["b"]}  # tied ranks: the lower mean objective (0.85 < 0.95)
+    assert json.loads(tuning.across_path(tmp_path, "tiny", "m").read_text())["best"]["from"] == "b"
+    (tmp_path / "tuning" / "tiny" / "b" / "m.json").write_text(json.dumps({"complete": False}))
+    with pytest.raises(ValueError, match="no complete search with a winner on b"):
+        tuning.across_tasks(suite_, space, protocol, tasks, tmp_path, runner.RunReport())
