@@ -32,6 +32,7 @@ class Inputs:
     timings: list[Timing]
     evidence: Evidence
     costs: list[dict]  # side-by-side cost files (``bench.timing``)
+    across: list[dict]  # each search's winners run on every task (``tuning.across_tasks``)
 
     def by_task(self, suite: str, task: str) -> list[dict]:
         return [j for j in self.jobs if j["suite"] == suite and j["task"] == task]
@@ -65,8 +66,9 @@ def load(root: Path, evidence: Evidence | None = None) -> Inputs:
             c["_results"] = [{**results.read(p), "_path": str(p.relative_to(root))}
                              for p in sorted(base.glob("seed*.json"))]
         records.append(rec)
+    across = [json.loads(p.read_text()) for p in sorted((root / "tuning").glob("*/*.across-tasks.json"))]
     return Inputs(root, ok, skipped, results.read_plans(root), records, load_timings(root), evidence,
-                  timing.load(root))
+                  timing.load(root), across)
 
 
 def by_entry(jobs: list[dict]) -> dict[str, list[dict]]:

@@ -258,6 +258,21 @@ def not_started(inputs: Inputs) -> dict[str, list]:
     return out
 
 
+def across_blocks(rec: dict) -> list:
+    """Each task's winner run on every task: its objective and rank there, and its mean rank."""
+    columns = [Column("from", "Winner on"), *(Column(t, f"on {t}", False) for t in rec["tasks"]),
+               Column("mean_rank", "Mean rank", False)]
+    rows = [Row({"from": text(f"{r['from']}{' ★' if r['from'] == rec['best']['from'] else ''}", True),
+                 **{t: text(f"{_fmt(v['objective'], 4)} (rank {v.get('rank', '–')})") for t, v in r["on"].items()},
+                 "mean_rank": number(r["mean_rank"])}, rec["suite"], "", rec["entry"], rec["method"])
+            for r in rec["recipes"]]
+    return [Heading(2, f"`{rec['suite']}` / `{rec['entry']}` across tasks", slug("across", rec["suite"], rec["entry"])),
+            Para(f"Each task's chosen `{rec['entry']}` run on every task (knob values carried by their position in "
+                 f"each task's list), ranked per task by the same validation objective; ★ the lowest mean rank, "
+                 f"{_label(rec['best']['knobs'], {})}: the method's code defaults."),
+            Table(columns, rows, slug("across-table", rec["suite"], rec["entry"]))]
+
+
 def pages(inputs: Inputs) -> list[Page]:
     """One page per study title ('' titles none), with its figures drawn under ``figures/``."""
     pending, out = not_started(inputs), []
@@ -277,6 +292,9 @@ def pages(inputs: Inputs) -> list[Page]:
                 page.blocks.append(Links("Figure", [(what, Ref(file=fig))]))
             if words := conclusion(rec, finals):
                 page.blocks += [Para("Conclusion (generated from the numbers):"), Bullets(words)]
+        suites = {r["suite"] for r in inputs.records if r["title"] == title}
+        for rec in (r for r in inputs.across if r["suite"] in suites):
+            page.blocks += across_blocks(rec)
         out.append(page)
     return out
 
