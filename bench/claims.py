@@ -63,6 +63,7 @@ REFERENCE = "single"  # the model every ratio and "difference to single" is take
 SUBJECT = "hydra"  # the role whose claims are checked
 REFERENCES = ("deep_ensembles", "single", "single-ft", "single +TS")  # in the claims table's column order
 FINETUNED = "single-ft"  # the reference that isolates the extra training
+ENSEMBLE = "deep_ensembles"  # the ensemble whose inference cost Hydra's is set against
 
 VARIANT_PARAM = "criterion"
 VARIANTS = {"circuit": "Hydra (Circ)", "taylor": "Hydra (Taylor)"}

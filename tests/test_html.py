@@ -39,9 +39,10 @@ def board(tmp_path_factory):
     found.jobs += inputs.load(tmp / "res", intervals.Evidence(None)).jobs
     made = all_pages(found)
     page = tmp / "leaderboard.html"
-    page.write_text(html.render(made, found.jobs, page, REPO / "results", (claims.RECORD_SUITE, "cifar10-vit")))
+    page.write_text(html.render(made, found.jobs, found.costs, page, REPO / "results",
+                                (claims.RECORD_SUITE, "cifar10-vit")))
     (tmp / "runs.json").write_text(runs_json(found.jobs, found.skipped))
-    return made, page, found.jobs
+    return made, page, found.jobs, found.costs
 
 
 def tables(made) -> list[Table]:
@@ -54,7 +55,7 @@ def shown(c) -> str:
 
 
 def test_page_is_self_contained_and_holds_every_table(board):
-    made, page, _ = board
+    made, page, _, _ = board
     text = page.read_text()
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", text)  # nothing fetched
     assert "http://" not in text.replace('"http://www.w3.org/2000/svg"', "") and "https://" not in text
@@ -64,7 +65,7 @@ def test_page_is_self_contained_and_holds_every_table(board):
 
 
 def test_runs_export_has_every_record_with_provenance(board):
-    _, page, jobs = board
+    _, page, jobs, _ = board
     doc = json.loads((page.parent / "runs.json").read_text())
     assert len(doc["runs"]) == len(jobs) and doc["skipped"]
     assert all(r["provenance"] and r["file"].startswith("runs/") for r in doc["runs"])
@@ -73,8 +74,8 @@ def test_runs_export_has_every_record_with_provenance(board):
 
 
 def test_plot_points_are_means_over_seeds(board):
-    _, _, jobs = board
-    points = {(p["suite"], p["task"], p["method"]): p for p in html.plot_points(jobs)}
+    _, _, jobs, files = board
+    points = {(p["suite"], p["task"], p["method"]): p for p in html.plot_points(jobs, files)}
     p = points[("standard", "digits", "hydra")]
     mine = [j for j in jobs if (j["suite"], j["task"], j["method"]) == ("standard", "digits", "hydra")]
     assert p["seeds"] == sorted(j["seed"] for j in mine)
@@ -202,8 +203,8 @@ def test_browser_plot_draws_points_with_tooltips(loaded, board, tmp_path):
 
     Select(loaded.find_element(By.ID, "p-panel")).select_by_value("standard\u0001digits")
     Select(loaded.find_element(By.ID, "p-y")).select_by_value("ood_mean/auroc_msp")
-    points = [p for p in html.plot_points(board[2]) if (p["suite"], p["task"]) == ("standard", "digits")]
-    drawn = [p for p in points if "latency_ms" in p["cost"] and "ood_mean/auroc_msp" in p["metrics"]]
+    points = [p for p in html.plot_points(board[2], board[3]) if (p["suite"], p["task"]) == ("standard", "digits")]
+    drawn = [p for p in points if "params" in p["cost"] and "ood_mean/auroc_msp" in p["metrics"]]
     circles = loaded.find_elements(By.CSS_SELECTOR, "#scatter circle")
     assert len(circles) == len(drawn) > 3
     assert "noise" in loaded.find_element(By.ID, "plot-note").text  # external entry without cost: named, not drawn

@@ -41,6 +41,6 @@ def build(root: Path, out: Path) -> Path:
     suite = pages.record_suite(inputs)
     start = (suite, min((j["task"] for j in inputs.jobs if j["suite"] == suite), default=""))
     page = out.with_suffix(".html")
-    results.write_atomic(page, html.render(made, inputs.jobs, page, root, start))
+    results.write_atomic(page, html.render(made, inputs.jobs, inputs.costs, page, root, start))
     results.write_atomic(root / "runs.json", runs_json(inputs.jobs, inputs.skipped))
     return out

@@ -198,7 +198,7 @@ def claim_rows(files: list[dict], timings: list[Timing]) -> list[list[Cell]]:
         where = text(f"{f['task']} ({f['suite']}), {f['device']} {f['dtype']}")
         for h in roles.get(claims.SUBJECT, []):
             for ref, claim, bound in ((f["reference"], claims.COST_CLAIM, limit),
-                                      *((d, claims.COST_VS_ENSEMBLE, 1.0) for d in roles.get("deep_ensembles", []))):
+                                      *((d, claims.COST_VS_ENSEMBLE, 1.0) for d in roles.get(claims.ENSEMBLE, []))):
                 cuts = {b: between(f, h, ref, b) for b in ("small", "large")}
                 measured = "; ".join(f"batch {f['batch_sizes'][i]}: {_cell(c).text}×" for i, c in enumerate(cuts.values()))
                 found = [_verdict(lo, hi, bound) for _, lo, hi in cuts.values()]

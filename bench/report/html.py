@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 
 from .. import catalogue
+from . import costs
 from .inputs import device
 from .sections import MAIN
 from .tables import Block, Bullets, Cell, Heading, Links, Page, Para, Ref, Row
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "leaderboard.html"
 PLOT_METRICS = (*MAIN[:5], f"ood_mean/auroc_{catalogue.DEFAULT_SCORE}", *MAIN[5:])
-PLOT_COSTS = [("latency_ms", "Latency (ms, small batch)"), ("throughput", "Throughput (samples/s)"),
-              ("flops", "FLOPs per sample"), ("params", "Parameters")]
+PLOT_COSTS = [(k, f"{t} the single model (side by side)") for k, t in costs.AXES.items()]
 
 
 def _prose(text: str) -> str:
@@ -72,8 +72,9 @@ def _block(b: Block, href) -> str:
     return f'<table class="sortable" id="{b.anchor}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def plot_points(jobs: list[dict]) -> list[dict[str, Any]]:
-    """One point per (suite, task, entry): means over seeds of the plot's metrics and costs."""
+def plot_points(jobs: list[dict], files: list[dict]) -> list[dict[str, Any]]:
+    """One point per (suite, task, entry): means over seeds of the plot's metrics, and the cost
+    ratios of the side-by-side cost ``files``."""
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for j in jobs:
         groups[(j["suite"], j["task"], j["method"])].append(j)
@@ -85,7 +86,7 @@ def plot_points(jobs: list[dict]) -> list[dict[str, Any]]:
     points = []
     for (suite, task, entry), js in sorted(groups.items()):
         metrics = {k: mean([j["metrics"].get(k) for j in js]) for k in PLOT_METRICS}
-        costs = {k: mean([j["cost"].get(k) for j in js]) for k, _ in PLOT_COSTS}
+        ratios = costs.cost_of(files, js) or {}
         points.append({
             "suite": suite, "task": task, "method": entry, "external": any("external" in j for j in js),
             "seeds": sorted(j["seed"] for j in js), "members": js[0]["cost"].get("members"),
@@ -94,12 +95,13 @@ def plot_points(jobs: list[dict]) -> list[dict[str, Any]]:
             "metrics": {k: v for k, v in metrics.items() if v is not None},
             "std": {k: float(np.std(v, ddof=1)) for k in PLOT_METRICS
                     if len(v := [j["metrics"][k] for j in js if k in j["metrics"]]) > 1},
-            "cost": {k: v for k, v in costs.items() if v is not None},
+            "cost": ratios,
         })
     return points
 
 
-def render(pages: list[Page], jobs: list[dict], here: Path, root: Path, start: tuple[str, str]) -> str:
+def render(pages: list[Page], jobs: list[dict], files: list[dict], here: Path, root: Path,
+           start: tuple[str, str]) -> str:
     """The page written to ``here``; ``root`` is the results folder, ``start`` the (suite, task)
     the plot opens on. ``pages[0]`` is the headline."""
     def href(ref: Ref) -> str:
@@ -112,7 +114,7 @@ def render(pages: list[Page], jobs: list[dict], here: Path, root: Path, start: t
                 + "\n".join(_block(b, href) for b in p.blocks) + "</section>")
 
     nav = " ".join(f'<a href="#page-{p.key or "headline"}">{_prose(p.title)}</a>' for p in pages)
-    data = {"points": plot_points(jobs), "start": list(start),
+    data = {"points": plot_points(jobs, files), "start": list(start),
             "metrics": [(k, catalogue.title(k), catalogue.higher(k)) for k in PLOT_METRICS], "costs": PLOT_COSTS}
     blob = json.dumps(data, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
     return (TEMPLATE.read_text(encoding="utf-8").replace("{{NAV}}", nav).replace("{{HEADLINE}}", section(pages[0]))
