@@ -40,6 +40,7 @@ from scipy.stats import binom
 from torch import nn
 
 from .. import methods
+from ..methods import flops
 from . import claims, cost, results, tuning
 from .suite import MethodEntry, Suite
 
@@ -64,8 +65,9 @@ class Costed:
 
     @property
     def key(self) -> str:
-        """What the inference cost depends on: the networks and how often each runs."""
-        return hashlib.sha256(json.dumps(self.networks, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        """What the inference cost depends on: the networks and how often each runs (``flops.workload``)."""
+        blob = json.dumps(flops.workload(self.networks), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def path(root: Path, suite: str, task: str, device: str, dtype: str) -> Path:

@@ -107,6 +107,15 @@ def parameter_count(config: Config) -> int:
     return count
 
 
+RATES = ("dropout", "attn_dropout")  # rates whose value, once above 0, leaves the work the same
+
+
+def workload(networks: list[tuple[Config, int]]) -> list[tuple[Config, int]]:
+    """What a forward's run time depends on: the networks and their runs, with each dropout rate
+    reduced to whether it is on (masks cost the same at any rate)."""
+    return [({k: (v > 0 if k in RATES else v) for k, v in cfg.items()}, runs) for cfg, runs in networks]
+
+
 def describes(networks: list[tuple[Config, int]]) -> bool:
     """Whether the analytic model covers these networks (stream transformers only)."""
     return all("blocks" in cfg for cfg, _ in networks)

@@ -72,3 +72,10 @@ def test_network_cost_sums_networks_and_runs():
     three = flops.network_cost([(cfg, 1), (cfg, 2)], dtype=torch.bfloat16)
     assert three["flops"] == 3 * one["flops"] and three["params"] == 2 * one["params"]
     assert three["param_bytes"] == 2 * three["params"]
+
+
+def test_workload_keeps_what_run_time_depends_on():
+    cfg = _vit()
+    on = lambda p: {**cfg, "dropout": p, "attn_dropout": p}  # noqa: E731
+    assert flops.workload([(on(0.1), 10)]) == flops.workload([(on(0.02), 10)]) != flops.workload([(on(0.0), 10)])
+    assert flops.workload([(on(0.1), 10)]) != flops.workload([(on(0.1), 5)])
