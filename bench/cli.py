@@ -131,6 +131,11 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     _check_names(s, args.tasks, None, "entry", [])
     if args.threads:
         s.threads = _count(args.threads, "--threads")
+    if args.batch_sizes:
+        sizes = [_count(b, "--batch-sizes") for b in args.batch_sizes.split(",")]
+        if len(sizes) != 2:
+            raise ValueError(f"--batch-sizes takes two sizes, small and large, got {args.batch_sizes!r}")
+        s.batch_sizes = tuple(sizes)
     rounds = (_count(args.rounds_small, "--rounds-small") or 31, _count(args.rounds_large, "--rounds-large") or 11)
     if min(rounds) < timing.MIN_ROUNDS:
         raise ValueError(f"--rounds-small and --rounds-large must be at least {timing.MIN_ROUNDS}")
@@ -249,6 +254,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None, help="default: cpu")
     c.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     c.add_argument("--threads", help="CPU threads (default: the suite's)")
+    c.add_argument("--batch-sizes", help="small,large batch (default: the suite's batch_sizes)")
     c.add_argument("--rounds-small", help="rounds at the small batch (default 31)")
     c.add_argument("--rounds-large", help="rounds at the large batch (default 11)")
     c.set_defaults(fn=_cmd_cost)

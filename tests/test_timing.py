@@ -17,7 +17,7 @@ from uqbench.methods.transformer import StreamTransformer, vit_config
 
 SUITE = """[suite]
 threads = 1
-batch_sizes = [1, 32]
+batch_sizes = [1, 256]
 
 [[tasks]]
 name = "digits"
@@ -63,7 +63,7 @@ def tiny(tmp_path):
 def test_cost_command_end_to_end_on_a_tiny_task(tiny, tmp_path):
     root = tmp_path / "res"
     assert cli.main(["cost", "--suite", str(tiny), "--results", str(root), "--rounds-small", "9",
-                     "--rounds-large", "7"]) == 0
+                     "--rounds-large", "7", "--batch-sizes", "1,32"]) == 0
     data = json.loads(timing.path(root, "tiny", "digits", "cpu", "float32").read_text())
     rows = {r["name"]: r for r in data["entries"]}
     assert list(rows) == ["single", "single-ft", "deep_ensembles", "hydra", "control"]
@@ -124,6 +124,8 @@ def test_a_measurement_that_disagrees_with_itself_is_refused_and_nothing_is_over
     (["--tasks", "nope"], "unknown task of suite tiny 'nope'"),
     (["--rounds-small", "3"], "at least 6"),
     (["--threads", "0"], "--threads must be an integer >= 1"),
+    (["--batch-sizes", "1"], "two sizes"),
+    (["--batch-sizes", "1,x"], "--batch-sizes must be an integer >= 1"),
 ])
 def test_cost_bad_input_is_one_line_exit_2(tiny, tmp_path, capsys, argv, needle):
     root = tmp_path / "res"
