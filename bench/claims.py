@@ -221,3 +221,34 @@ def reference_entry(jobs: list[dict]) -> str | None:
     """The entry in the reference role among ``jobs`` of one (suite, task), if exactly one."""
     refs = entries_by_role(jobs)[0].get(REFERENCE, [])
     return refs[0] if len(refs) == 1 else None
+
+
+def claim_groups(jobs: list[dict]) -> list[tuple[str, str]]:
+    """Every (suite, task) with a Hydra entry, most authoritative suite first; ``CHECK_SUITE`` only
+    for tasks that no other suite has."""
+    pairs = {(j["suite"], j["task"]) for j in jobs}
+    pairs = [(s, t) for s, t in pairs if SUBJECT in entries_by_role([j for j in jobs if (j["suite"], j["task"]) == (s, t)])[0]]
+    beyond = {t for s, t in pairs if s != CHECK_SUITE}
+    return sorted(((s, t) for s, t in pairs if s != CHECK_SUITE or t not in beyond),
+                  key=lambda st: (st[1], suite_rank(st[0]), st[0]))
+
+
+def borrowed_references(jobs: list[dict], suite: str, task: str) -> tuple[dict[str, list[str]], dict[str, list[dict]]]:
+    """Reference roles that (suite, task) lacks, filled from the most authoritative other suite
+    whose entry in that role ran ``task`` on a task configuration of this suite: ({role: [label]},
+    {label: jobs}), the label naming the suite. Pairing still checks configuration and test
+    samples seed by seed."""
+    configs = [j["task_config"] for j in jobs if j["suite"] == suite and j["task"] == task]
+    have = entries_by_role([j for j in jobs if j["suite"] == suite and j["task"] == task])[0]
+    others = sorted({j["suite"] for j in jobs if j["task"] == task} - {suite}, key=lambda s: (suite_rank(s), s))
+    roles: dict[str, list[str]] = {}
+    by_label: dict[str, list[dict]] = {}
+    for ref in (r for r in REFERENCES if not have.get(r)):
+        for other in others:
+            found, by_entry = entries_by_role([j for j in jobs if j["suite"] == other and j["task"] == task
+                                               and j["task_config"] in configs])
+            if len(found.get(ref, [])) == 1:
+                label = f"{other}/{found[ref][0]}"
+                roles[ref], by_label[label] = [label], by_entry[found[ref][0]]
+                break
+    return roles, by_label

@@ -14,13 +14,12 @@ import json
 import math
 import os
 import re
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import catalogue
+from .. import catalogue, timing
 from . import costs
 from .inputs import device
 from .sections import MAIN
@@ -75,28 +74,18 @@ def _block(b: Block, href) -> str:
 def plot_points(jobs: list[dict], files: list[dict]) -> list[dict[str, Any]]:
     """One point per (suite, task, entry): means over seeds of the plot's metrics, and the cost
     ratios of the side-by-side cost ``files``."""
-    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for j in jobs:
-        groups[(j["suite"], j["task"], j["method"])].append(j)
-
-    def mean(values: list) -> float | None:
-        v = [x for x in values if isinstance(x, (int, float)) and math.isfinite(x)]
-        return float(np.mean(v)) if v else None
-
     points = []
-    for (suite, task, entry), js in sorted(groups.items()):
-        metrics = {k: mean([j["metrics"].get(k) for j in js]) for k in PLOT_METRICS}
-        ratios = costs.cost_of(files, js) or {}
+    for suite, task, entry in sorted({(j["suite"], j["task"], j["method"]) for j in jobs}):
+        js = [j for j in jobs if (j["suite"], j["task"], j["method"]) == (suite, task, entry)]
+        values = {k: [j["metrics"][k] for j in js if k in j["metrics"]] for k in PLOT_METRICS}
+        finite = {k: [x for x in v if isinstance(x, (int, float)) and math.isfinite(x)] for k, v in values.items()}
         points.append({
             "suite": suite, "task": task, "method": entry, "external": any("external" in j for j in js),
             "seeds": sorted(j["seed"] for j in js), "members": js[0]["cost"].get("members"),
-            "device": sorted({device(j) for j in js}),
-            "dtype": sorted({str(j["cost"].get("dtype", "–")) for j in js}),
-            "metrics": {k: v for k, v in metrics.items() if v is not None},
-            "std": {k: float(np.std(v, ddof=1)) for k in PLOT_METRICS
-                    if len(v := [j["metrics"][k] for j in js if k in j["metrics"]]) > 1},
-            "cost": ratios,
-        })
+            "device": sorted({device(j) for j in js}), "dtype": sorted({str(j["cost"].get("dtype", "–")) for j in js}),
+            "metrics": {k: float(np.mean(v)) for k, v in finite.items() if v},
+            "std": {k: float(np.std(v, ddof=1)) for k, v in values.items() if len(v) > 1},
+            "cost": timing.cost_of(files, js) or {}})
     return points
 
 

@@ -16,10 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from ... import methods
-from .. import calibration, results, timing
+from .. import calibration, claims, results, timing
 from ..intervals import Evidence
 from .comparisons import claim_rows
-from .costs import Timing, load_timings
 
 
 @dataclass
@@ -29,7 +28,7 @@ class Inputs:
     skipped: list[dict]  # skipped tasks and jobs
     plans: dict[str, dict]  # by suite
     records: list[dict]  # tuning records, each candidate's results under ``_results``
-    timings: list[Timing]
+    timings: list[timing.Timing]  # the cost micro-benchmark
     evidence: Evidence
     costs: list[dict]  # side-by-side cost files (``bench.timing``)
     across: list[dict]  # each search's winners run on every task (``tuning.across_tasks``)
@@ -44,6 +43,9 @@ class Inputs:
     def claims(self) -> list[dict]:
         """Every claim row (``comparisons.claim_rows``), computed once."""
         return claim_rows(self.jobs, self.evidence)
+
+    def claims_on(self, suite: str, task: str) -> list[dict]:
+        return [r for r in self.claims if r["suite"] == suite and r["task"] == task]
 
 
 def load(root: Path, evidence: Evidence | None = None) -> Inputs:
@@ -67,7 +69,7 @@ def load(root: Path, evidence: Evidence | None = None) -> Inputs:
                              for p in sorted(base.glob("seed*.json"))]
         records.append(rec)
     across = [json.loads(p.read_text()) for p in sorted((root / "tuning").glob("*/*.across-tasks.json"))]
-    return Inputs(root, ok, skipped, results.read_plans(root), records, load_timings(root), evidence,
+    return Inputs(root, ok, skipped, results.read_plans(root), records, timing.load_timings(root), evidence,
                   timing.load(root), across)
 
 
@@ -76,6 +78,12 @@ def by_entry(jobs: list[dict]) -> dict[str, list[dict]]:
     for j in jobs:
         out[j["method"]].append(j)
     return dict(out)
+
+
+def ordered(jobs: list[dict]) -> list[tuple[str, list[dict]]]:
+    """(entry, its jobs), the reference entry first."""
+    one = claims.reference_entry(jobs)
+    return sorted(by_entry(jobs).items(), key=lambda kv: (kv[0] != one, kv[0]))
 
 
 def device(j: dict) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .. import catalogue, claims
+from .. import catalogue, claims, frontier
 from . import costs
-from .comparisons import MATCHED, claim_groups, matched_rows, single_rows
+from .comparisons import matched_rows, single_rows
 from .inputs import Inputs, by_entry, device
 from .sections import (HEADLINE, MAIN, MARKS, ROLE, answer, bullets, claims_table, detail_tables, differences,
                        entry_tables, notes, verdict_matrix)
@@ -133,9 +133,9 @@ def claims_page(inputs: Inputs) -> Page:
         Row({"claim": text(c.name), "metric": text(catalogue.arrow(c.metric)),
              **{ref: text(c.tests[ref].describe()) for ref in claims.REFERENCES}}) for c in claims.CLAIMS],
         "claim-definitions"))
-    groups = claim_groups(inputs.jobs)
+    groups = claims.claim_groups(inputs.jobs)
     page.blocks.append(Links("Claims tables", [(f"{t} ({s})", Ref(s, slug("claims", s, t))) for s, t in groups]))
-    other = costs.claim_rows(inputs.costs, inputs.timings)
+    other = [[text(c), text(w), text(m), text("", verdict=v)] for c, w, m, v in costs.claim_rows(inputs.costs, inputs.timings)]
     zero_shot = sorted({(j["suite"], j["task"]) for j in inputs.jobs
                         if j["task_config"].get("task") == claims.ZERO_SHOT_TASK})
     other += [[text(claims.ZERO_SHOT_CLAIM), text(f"{t} ({s})"), text("see the claims on this task"),
@@ -160,14 +160,14 @@ def claims_page(inputs: Inputs) -> Page:
 
 
 def _matched_table(rows: list[dict]) -> Table:
-    keys = ("task", "entry", "axis", *MATCHED)
+    keys = ("task", "entry", "axis", *frontier.KEYS)
     columns = [Column("task", "Task"), Column("entry", "Hydra"), Column("axis", "Axis"),
-               *(Column(k, catalogue.arrow(k)) for k in MATCHED)]
+               *(Column(k, catalogue.arrow(k)) for k in frontier.KEYS)]
     out = []
     for r in rows:
         cells = [text(f"{r['task']} ({r['suite']})"), text(r["entry"], True),
                  text(f"{costs.AXES[r['axis']]} ({r['cost']:.2f})")]
-        for k in MATCHED:
+        for k in frontier.KEYS:
             c = r[k]
             cells.append(replace(interval(c), text=f"vs {c['other']}: {interval(c).text}") if c["other"] else text("–"))
         out.append(Row(dict(zip(keys, cells)), r["suite"], r["task"], r["entry"]))

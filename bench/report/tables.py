@@ -69,6 +69,11 @@ class Table:
     rows: list[Row]
     anchor: str = ""
 
+    @classmethod
+    def of(cls, titles: dict[str, str], rows: list[Row], anchor: str = "") -> Table:
+        """A table of unranked columns, ``titles`` by column key."""
+        return cls([Column(*kv) for kv in titles.items()], rows, anchor)
+
     def cell(self, entry: str, key: str, **where: str) -> Cell:
         """The cell of ``entry``'s row (and of the row whose cells' texts match ``where``) in column ``key``."""
         return next(r.cells[key] for r in self.rows
@@ -104,21 +109,29 @@ class Page:
     blocks: list[Block] = field(default_factory=list)
 
 
+BACK = Links("Back", [("leaderboard", Ref(""))])
+
+
+def detail(key: str, title: str, *blocks: Block) -> Page:
+    """A detail page: its title as the heading, a link back to the headline, then ``blocks``."""
+    return Page(key, title, [Heading(1, title), BACK, *blocks])
+
+
 def slug(*parts: object) -> str:
     return re.sub(r"[^a-z0-9]+", "-", " ".join(map(str, parts)).lower()).strip("-")
 
 
-def _finite(values: Sequence[float | None]) -> list[float]:
+def finite(values: Sequence[float | None]) -> list[float]:
     return [x for x in values if x is not None and not math.isnan(x)]
 
 
 def mean(values: Sequence[float | None]) -> float:
-    return float(np.mean(v)) if (v := _finite(values)) else math.nan
+    return float(np.mean(v)) if (v := finite(values)) else math.nan
 
 
 def stat(values: Sequence[float | None]) -> Cell:
     """Mean ± standard deviation over seeds, three decimals (one at 100 and above)."""
-    if not (v := _finite(values)):
+    if not (v := finite(values)):
         return Cell("–")
     m, sd = float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else None
     d = 3 if abs(m) < 100 else 1
