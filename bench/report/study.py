@@ -19,29 +19,34 @@ import numpy as np
 from .. import catalogue, claims, tuning
 from .figures import plt, save
 from .inputs import Inputs, by_entry, declared
-from .tables import Bullets, Column, Heading, Links, Page, Para, Ref, Row, Table, mean, number, slug, text
+from .tables import Bullets, Column, Heading, Links, Page, Para, Ref, Row, Table, detail, mean, number, slug, text
 
 SHOWN = ("test/acc", "test/ece", "ood_far/auroc_msp", "ood_near/auroc_msp")  # what each candidate is shown with
 SCORES = tuple(catalogue.OOD_SCORES)
 FAR = "ood_far/auroc_{}"
+PENDING = {"task": "Task", "entry": "Entry", "search": "Search", "knobs": "Knobs", "candidates": "Candidates"}
 
 
 def _mean(objs: list[dict], key: str) -> float:
     return mean([o["metrics"].get(key) for o in objs])
 
 
+def _fact(objs: list[dict], key: str) -> float:
+    return mean([o.get("extra", {}).get(key) for o in objs])
+
+
 def _fmt(x: float, digits: int = 3) -> str:
     return number(x, f".{digits}f").text
 
 
-def _label(knobs: dict, start: dict) -> str:
-    """A candidate by the knobs where it differs from the search's starting point."""
-    diff = [_value(v) if isinstance(v, dict) else f"{k}={v}" for k, v in knobs.items() if v != start.get(k)]
-    return ", ".join(diff) or "start"
-
-
 def _value(v, sep: str = ", ") -> str:
     return sep.join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else str(v)
+
+
+def _label(knobs: dict, start: dict | None = None) -> str:
+    """A candidate by the knobs where it differs from the search's starting point."""
+    return ", ".join(_value(v) if isinstance(v, dict) else f"{k}={v}" for k, v in knobs.items()
+                     if v != (start or {}).get(k)) or "start"
 
 
 def _rule(objective: dict[str, float]) -> str:
@@ -54,10 +59,6 @@ def _ood_key(objs: list[dict]) -> str:
     return FAR if any(FAR.format(catalogue.DEFAULT_SCORE) in o["metrics"] for o in objs) else "ood_mean/auroc_{}"
 
 
-def _fact(objs: list[dict], key: str) -> float:
-    return mean([o.get("extra", {}).get(key) for o in objs])
-
-
 def _same_seeds(rec: dict, objs: list[dict]) -> list[dict]:
     """The results among ``objs`` on the seeds the candidates were compared on."""
     return [o for o in objs if o["seed"] in rec["rule"]["seeds"]]
@@ -66,24 +67,19 @@ def _same_seeds(rec: dict, objs: list[dict]) -> list[dict]:
 def figure(rec: dict, reference: list[dict], path: Path, chosen: list[dict] = ()) -> bool:
     """Rows: the shown metrics; columns: knobs; points: candidates (error bars over seeds), with
     the chosen entry's mean and spread over its own seeds (``chosen``) beside the winner."""
-    slices = tuning.knob_slices(rec)
-    if not slices:
+    if not (slices := tuning.knob_slices(rec)):
         return False
     win = (rec.get("winner") or {}).get("name")
-    ood = _ood_key([o for c in rec["candidates"] for o in c["_results"]]).format(catalogue.DEFAULT_SCORE)
-    rows = [*SHOWN[:2], ood]
+    rows = [*SHOWN[:2], _ood_key([o for c in rec["candidates"] for o in c["_results"]]).format(catalogue.DEFAULT_SCORE)]
     fig, axes = plt.subplots(len(rows), len(slices), figsize=(2.6 * len(slices), 2.2 * len(rows)),
                              squeeze=False, sharey="row")
     for j, (knob, cands) in enumerate(slices.items()):
+        at = [k for k, c in enumerate(cands) if c["name"] == win]
         for i, key in enumerate(rows):
-            ax = axes[i][j]
-            vals = [[o["metrics"][key] for o in c["_results"] if key in o["metrics"]] for c in cands]
-            means = [np.mean(v) if v else np.nan for v in vals]
-            errs = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals]
-            ax.errorbar(range(len(cands)), means, yerr=errs, marker="o", capsize=3)
-            at = [k for k, c in enumerate(cands) if c["name"] == win]
-            mine = [o["metrics"][key] for o in chosen if key in o["metrics"]]
-            if at and len(mine) > 1:
+            ax, vals = axes[i][j], [[o["metrics"][key] for o in c["_results"] if key in o["metrics"]] for c in cands]
+            ax.errorbar(range(len(cands)), [np.mean(v) if v else np.nan for v in vals],
+                        yerr=[np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals], marker="o", capsize=3)
+            if at and len(mine := [o["metrics"][key] for o in chosen if key in o["metrics"]]) > 1:
                 ax.errorbar([at[0] + 0.15], [np.mean(mine)], yerr=[np.std(mine, ddof=1)], marker="*", ms=8,
                             capsize=3, color="C3", ls="none")
             if reference:
@@ -105,45 +101,41 @@ def figure(rec: dict, reference: list[dict], path: Path, chosen: list[dict] = ()
 
 def record_blocks(rec: dict) -> list:
     """The record's rule, budget and winner in words, and a row per candidate."""
-    b, win = rec["budget"], rec.get("winner")
-    words = (f"Tuning record of `{rec['entry']}` (`{rec['method']}`): minimise {_rule(rec['rule']['objective'])} on "
+    b, win, free = rec["budget"], rec.get("winner"), rec.get("unconstrained")
+    words = [f"Tuning record of `{rec['entry']}` (`{rec['method']}`): minimise {_rule(rec['rule']['objective'])} on "
              f"seed(s) {', '.join(map(str, rec['rule']['seeds']))}, validation data only; {rec['search']} search over "
              f"{len(rec['space'])} knobs (space of {b['space_size']}), {b['candidates']} candidates run, "
              f"{b['wall_s'] / 60:.0f} minutes of fit and evaluation. Winner: "
-             + (f"`{_label(win['knobs'], {})}`." if win else "none yet (the search resumes)."))
+             + (f"`{_label(win['knobs'])}`." if win else "none yet (the search resumes).")]
     if rec["fixed"]:
-        words += " Held fixed: " + ", ".join(f"{k}={v}" for k, v in rec["fixed"].items()) + "."
+        words.append("Held fixed: " + ", ".join(f"{k}={v}" for k, v in rec["fixed"].items()) + ".")
     if limit := rec.get("max_cost"):
-        above = [c for c in rec["candidates"] if c.get("within_max_cost") is False]
-        free = rec.get("unconstrained")
-        words += (" Cost limit: " + ", ".join(f"analytic {k} at most {v:g}× `{rec['reference']}`'s" for k, v in
-                                              limit.items())
-                  + f"; {len(above)} candidate{'s' * (len(above) != 1)} above it (⊘) ran and are shown but could not be "
-                  "chosen" + (f"; the best of them, `{_label(free['knobs'], {})}`, is the entry "
-                              f"`{rec['unconstrained_entry']}`." if free else "."))
+        above = sum(c.get("within_max_cost") is False for c in rec["candidates"])
+        words.append("Cost limit: " + ", ".join(f"analytic {k} at most {v:g}× `{rec['reference']}`'s"
+                                                for k, v in limit.items())
+                     + f"; {above} candidate{'s' * (above != 1)} above it (⊘) ran and are shown but could not be "
+                     "chosen" + (f"; the best of them, `{_label(free['knobs'])}`, is the entry "
+                                 f"`{rec['unconstrained_entry']}`." if free else "."))
     if edge := tuning.at_the_edge(rec):
-        words += (" At the edge of the space: " + "; ".join(
+        words.append("At the edge of the space: " + "; ".join(
             f"`{k}` = {x:g} is the {side} of {', '.join(f'{t:g}' for t in tried)}" for k, x, side, tried in edge)
             + " tried; where the knob can go further, a value beyond might do better on validation.")
-    start = rec["candidates"][0]["knobs"] if rec["candidates"] else {}
-    facts = declared(rec["method"])
-    far = [FAR.format(s) for s in SCORES[1:]]
-    costed = [Column("params_x", "Params ×")] if rec.get("max_cost") else []
-    columns = [Column("candidate", "Candidate (vs start)"), Column("objective", "Val objective", False), *costed,
+    start, facts = rec["candidates"][0]["knobs"] if rec["candidates"] else {}, declared(rec["method"])
+    far, costed = [FAR.format(s) for s in SCORES[1:]], bool(rec.get("max_cost"))
+    columns = [Column("candidate", "Candidate (vs start)"), Column("objective", "Val objective", False),
+               *([Column("params_x", "Params ×")] if costed else []),
                *(Column(k, f"{catalogue.title(k)} (test)", catalogue.higher(k)) for k in SHOWN),
                *(Column(k, catalogue.title(k), True) for k in far),
                *(Column(k, title[0].upper() + title[1:]) for k, (title, _) in facts.items())]
-    rows = []
-    for c in rec["candidates"]:
-        objs, star = c["_results"], " ★" if win and c["name"] == win["name"] else ""
-        star += " ⊘" if c.get("within_max_cost") is False else ""
-        cells = {"candidate": text(f"{_label(c['knobs'], start)}{star}", True),
+    rows = [Row({"candidate": text(_label(c["knobs"], start) + " ★" * bool(win and c["name"] == win["name"])
+                                   + " ⊘" * (c.get("within_max_cost") is False), True),
                  "objective": number(c["objective"], ".4f") if c["objective"] is not None else text(c["status"]),
                  **({"params_x": number(c.get("cost", {}).get("params", math.nan))} if costed else {}),
-                 **{k: number(_mean(objs, k), ".3f") for k in (*SHOWN, *far)},
-                 **{k: number(_fact(objs, k)) for k in facts}}
-        rows.append(Row(cells, rec["suite"], rec["task"], c["name"], rec["method"], tuple(o["_path"] for o in objs)))
-    return [Para(words), Links("Record", [(rec["_path"], Ref(file=rec["_path"]))]),
+                 **{k: number(_mean(c["_results"], k), ".3f") for k in (*SHOWN, *far)},
+                 **{k: number(_fact(c["_results"], k)) for k in facts}},
+                rec["suite"], rec["task"], c["name"], rec["method"], tuple(o["_path"] for o in c["_results"]))
+            for c in rec["candidates"]]
+    return [Para(" ".join(words)), Links("Record", [(rec["_path"], Ref(file=rec["_path"]))]),
             Table(columns, rows, slug("record", rec["suite"], rec["task"], rec["entry"]))]
 
 
@@ -152,49 +144,43 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
     the search is incomplete, its best candidate so far on the candidates' seeds), and for each
     candidate cause of a gap in OOD detection, whether a run closed it."""
     entry, ref_name = rec["entry"], rec.get("reference")
-    mine, ref = finals.get(entry, []), finals.get(ref_name, [])
-    who = f"the chosen `{entry}`"
+    mine, ref, who = finals.get(entry, []), finals.get(ref_name, []), f"the chosen `{entry}`"
     if not mine:
-        done = [c for c in rec["candidates"] if c["objective"] is not None and c["_results"]]
-        if not done:
+        if not (done := [c for c in rec["candidates"] if c["objective"] is not None and c["_results"]]):
             return []
         best_c = min(done, key=lambda c: c["objective"])
         mine, ref = best_c["_results"], _same_seeds(rec, ref)
-        who = f"the best candidate so far (`{_label(best_c['knobs'], {})}`; {len(done)} of the search's candidates run)"
+        who = f"the best candidate so far (`{_label(best_c['knobs'])}`; {len(done)} of the search's candidates run)"
     if not ref:
         return []
-    ood, score = _ood_key(ref), catalogue.DEFAULT_SCORE
-    d = lambda key: _mean(mine, key) - _mean(ref, key)  # noqa: E731
-    kind = "far-OOD" if ood == FAR else "OOD"
+    ood = _ood_key(ref)
+    key, kind = ood.format(catalogue.DEFAULT_SCORE), "far-OOD" if ood == FAR else "OOD"
+    gap = _mean(mine, key) - _mean(ref, key)
     out = [f"On `{rec['task']}`, {who} ({len(mine)} seed{'s' * (len(mine) > 1)}) against `{ref_name}` ({len(ref)}): "
-           f"accuracy {_fmt(_mean(mine, 'test/acc'))} vs {_fmt(_mean(ref, 'test/acc'))}, ECE "
-           f"{_fmt(_mean(mine, 'test/ece'))} vs {_fmt(_mean(ref, 'test/ece'))}, {kind} AUROC "
-           f"{_fmt(_mean(mine, ood.format(score)))} vs {_fmt(_mean(ref, ood.format(score)))} "
-           f"({d(ood.format(score)):+.3f})."]
-    out += _selection_noise(rec, finals.get(entry, []))
-    gap = d(ood.format(score))
+           + ", ".join(f"{name} {_fmt(_mean(mine, k))} vs {_fmt(_mean(ref, k))}"
+                       for name, k in (("accuracy", "test/acc"), ("ECE", "test/ece"), (f"{kind} AUROC", key)))
+           + f" ({gap:+.3f}).", *_selection_noise(rec, finals.get(entry, []))]
     if not gap < 0:
         return out + [f"It does not trail the reference on {kind} detection here."]
-    best = max(SCORES, key=lambda s: _mean(mine, ood.format(s)))
-    ref_best = max(SCORES, key=lambda s: _mean(ref, ood.format(s)))
-    closes = _mean(mine, ood.format(best)) >= _mean(ref, ood.format(ref_best))
+    best, ref_best = (max(SCORES, key=lambda s: _mean(objs, ood.format(s))) for objs in (mine, ref))
     mi = _mean(mine, ood.format("mi"))
     out.append(f"OOD score: with each model's best score, {_fmt(_mean(mine, ood.format(best)))} (`{best}`) vs "
                f"{_fmt(_mean(ref, ood.format(ref_best)))} (`{ref_best}`); mutual information gives {_fmt(mi)} "
-               "(0.5 = chance), so " + ("the choice of score closes the gap." if closes else "no score closes the gap"
-               + ("; the members' disagreement is close to chance as an OOD signal." if mi < 0.55 else ".")))
-    others = {e: o for e, o in finals.items() if e != entry}
-    out += _finetuning_alone(others, ref, ref_name, gap, ood.format(score), kind)
-    target, slices = _mean(_same_seeds(rec, ref), ood.format(score)), tuning.knob_slices(rec)
+               "(0.5 = chance), so " + ("the choice of score closes the gap."
+                                        if _mean(mine, ood.format(best)) >= _mean(ref, ood.format(ref_best)) else
+                                        "no score closes the gap" + ("; the members' disagreement is close to chance "
+                                                                     "as an OOD signal." if mi < 0.55 else ".")))
+    out += _finetuning_alone({e: o for e, o in finals.items() if e != entry}, ref, ref_name, gap, key, kind)
+    target, slices = _mean(_same_seeds(rec, ref), key), tuning.knob_slices(rec)
     for knob, cands in slices.items():
-        vals = [(_mean(c["_results"], ood.format(score)), c) for c in cands]
-        hi, lo = max(vals, key=lambda t: t[0]), min(vals, key=lambda t: t[0])
-        facts = [f" ({title} {_fmt(min(v), 2)}–{_fmt(max(v), 2)})" for key, (title, _) in
-                 declared(rec["method"]).items() if not any(map(math.isnan, v := [_fact(c["_results"], key)
-                                                                                      for c in cands]))]
-        out.append(f"`{knob}`: {kind} AUROC ranges {_fmt(lo[0])} (`{_value(lo[1]['knobs'][knob])}`) to {_fmt(hi[0])} "
-                   f"(`{_value(hi[1]['knobs'][knob])}`) against `{ref_name}`'s {_fmt(target)} on the same seed(s): it "
-                   f"{'closes the gap' if hi[0] >= target else 'does not close the gap'}{''.join(facts)}.")
+        lo, hi = (f(cands, key=lambda c: _mean(c["_results"], key)) for f in (min, max))
+        facts = "".join(f" ({title} {_fmt(min(v), 2)}–{_fmt(max(v), 2)})" for k, (title, _) in
+                        declared(rec["method"]).items() if not any(map(math.isnan, v := [_fact(c["_results"], k)
+                                                                                         for c in cands])))
+        out.append(f"`{knob}`: {kind} AUROC ranges {_fmt(_mean(lo['_results'], key))} (`{_value(lo['knobs'][knob])}`) to "
+                   f"{_fmt(_mean(hi['_results'], key))} (`{_value(hi['knobs'][knob])}`) against `{ref_name}`'s "
+                   f"{_fmt(target)} on the same seed(s): it "
+                   f"{'closes' if _mean(hi['_results'], key) >= target else 'does not close'} the gap{facts}.")
     if pending := [f"`{k}`" for k in rec["space"] if k not in slices]:
         out.append(f"Not yet measured (no candidates differing only there; the search resumes): {', '.join(pending)}.")
     return out
@@ -206,14 +192,14 @@ def _finetuning_alone(finals: dict[str, list[dict]], ref: list[dict], ref_name: 
     role that isolates the extra training, against the reference."""
     out = []
     for entry, objs in sorted(finals.items()):
-        if not objs or any(claims.job_role(o) != claims.FINETUNED for o in objs):
-            continue
-        delta = _mean(objs, key) - _mean(ref, key)
-        out.append(f"Extra training alone: `{entry}` (the single model given extra fine-tuning, {len(objs)} "
-                   f"seed{'s' * (len(objs) > 1)}) has {kind} AUROC {_fmt(_mean(objs, key))} against `{ref_name}`'s "
-                   f"{_fmt(_mean(ref, key))} ({delta:+.3f}), "
-                   + (f"so fine-tuning on the training set by itself accounts for {min(delta / gap, 1):.0%} of the gap "
-                      f"({gap:+.3f})." if delta < 0 else "so the extra training by itself does not explain the gap."))
+        if objs and all(claims.job_role(o) == claims.FINETUNED for o in objs):
+            delta = _mean(objs, key) - _mean(ref, key)
+            out.append(f"Extra training alone: `{entry}` (the single model given extra fine-tuning, {len(objs)} "
+                       f"seed{'s' * (len(objs) > 1)}) has {kind} AUROC {_fmt(_mean(objs, key))} against `{ref_name}`'s "
+                       f"{_fmt(_mean(ref, key))} ({delta:+.3f}), "
+                       + (f"so fine-tuning on the training set by itself accounts for {min(delta / gap, 1):.0%} of the "
+                          f"gap ({gap:+.3f})." if delta < 0 else "so the extra training by itself does not explain the "
+                          "gap."))
     return out
 
 
@@ -222,19 +208,16 @@ def _selection_noise(rec: dict, chosen: list[dict]) -> list[str]:
     configuration's own objective moves from seed to seed: a yardstick for the choice."""
     per_seed = [v for o in chosen if (v := tuning.objective_value(o.get("val_metrics", {}), rec["rule"]["objective"]))
                 is not None]
-    objs = [c["objective"] for c in rec["candidates"] if c["objective"] is not None]
-    win = rec.get("winner")
+    objs, win = [c["objective"] for c in rec["candidates"] if c["objective"] is not None], rec.get("winner")
     if len(per_seed) < 2 or len(objs) < 2 or not win:
         return []
     sd = float(np.std(per_seed, ddof=1))
     close = sum(1 for v in objs if v - win["objective"] <= sd) - 1
-    verdict = ("no other candidate lies within one seed's noise of the winner" if close == 0 else
-               f"{close} other candidate{'s lie' if close > 1 else ' lies'} within one seed's noise of the winner and "
-               f"the data do not separate {'them' if close > 1 else 'it'} from the winner")
     return [f"Selection: the {len(objs)} candidates' validation objectives span {max(objs) - min(objs):.4f}; the "
             f"chosen configuration's own objective has a standard deviation of {sd:.4f} over its {len(per_seed)} "
-            "seeds, so "
-            f"{verdict}."]
+            "seeds, so " + ("no other candidate lies within one seed's noise of the winner." if close == 0 else
+                            f"{close} other candidate{'s lie' if close > 1 else ' lies'} within one seed's noise of the "
+                            f"winner and the data do not separate {'them' if close > 1 else 'it'} from the winner.")]
 
 
 def not_started(inputs: Inputs) -> dict[str, list]:
@@ -242,19 +225,16 @@ def not_started(inputs: Inputs) -> dict[str, list]:
     have = {(r["suite"], r["task"], r["entry"]) for r in inputs.records}
     out: dict[str, list] = defaultdict(list)
     for name, plan in sorted(inputs.plans.items()):
-        if "tuning" not in plan:
-            continue
-        t = plan["tuning"]
-        rows = [Row({"task": text(s["task"], True), "entry": text(f"{s['entry']} ({s['method']})"),
-                     "search": text(s["search"]), "knobs": text(", ".join(s["knobs"])),
-                     "candidates": text(s["candidates"])}, name, s["task"], s["entry"], s["method"])
-                for s in t["searches"] if (name, s["task"], s["entry"]) not in have]
-        if rows:
+        t = plan.get("tuning", {})
+        if rows := [Row(dict(zip(PENDING, (text(s["task"], True), text(f"{s['entry']} ({s['method']})"),
+                                           text(s["search"]), text(", ".join(s["knobs"])), text(s["candidates"])))),
+                        name, s["task"], s["entry"], s["method"])
+                    for s in t.get("searches", []) if (name, s["task"], s["entry"]) not in have]:
             out[t["title"]] += [
                 Para(f"Searches of suite `{name}` not started yet (rule: minimise {_rule(t['objective'])} on seed(s) "
                      f"{', '.join(map(str, t['seeds']))}, validation data only; "
                      f"`python -m uqbench tune --suite {name}` runs them):"),
-                Table([Column(k, k.capitalize()) for k in rows[0].cells], rows, slug("not-started", name))]
+                Table.of(PENDING, rows, slug("not-started", name))]
     return out
 
 
@@ -262,14 +242,14 @@ def across_blocks(rec: dict) -> list:
     """Each task's winner run on every task: its objective and rank there, and its mean rank."""
     columns = [Column("from", "Winner on"), *(Column(t, f"on {t}", False) for t in rec["tasks"]),
                Column("mean_rank", "Mean rank", False)]
-    rows = [Row({"from": text(f"{r['from']}{' ★' if r['from'] == rec['best']['from'] else ''}", True),
+    rows = [Row({"from": text(f"{r['from']}{' ★' * (r['from'] == rec['best']['from'])}", True),
                  **{t: text(f"{_fmt(v['objective'], 4)} (rank {v.get('rank', '–')})") for t, v in r["on"].items()},
                  "mean_rank": number(r["mean_rank"])}, rec["suite"], "", rec["entry"], rec["method"])
             for r in rec["recipes"]]
     return [Heading(2, f"`{rec['suite']}` / `{rec['entry']}` across tasks", slug("across", rec["suite"], rec["entry"])),
             Para(f"Each task's chosen `{rec['entry']}` run on every task (knob values carried by their position in "
                  f"each task's list), ranked per task by the same validation objective; ★ the lowest mean rank, "
-                 f"{_label(rec['best']['knobs'], {})}: the method's code defaults."),
+                 f"{_label(rec['best']['knobs'])}: the method's code defaults."),
             Table(columns, rows, slug("across-table", rec["suite"], rec["entry"]))]
 
 
@@ -277,10 +257,10 @@ def pages(inputs: Inputs) -> list[Page]:
     """One page per study title ('' titles none), with its figures drawn under ``figures/``."""
     pending, out = not_started(inputs), []
     for title in sorted({r["title"] for r in inputs.records} | set(pending)):
-        page = Page(f"tuning-{slug(title)}", title, [Heading(1, title), Links("Back", [("leaderboard", Ref(""))]), Para(
+        page = detail(f"tuning-{slug(title)}", title, Para(
             "Each tuned entry's configuration is chosen by the stated rule on validation data; the test-split numbers "
             "below are shown for reading and are not used to choose. Rows of the chosen configurations on every seed "
-            "are on the suite's page."), *pending.get(title, [])])
+            "are on the suite's page."), *pending.get(title, []))
         for rec in (r for r in inputs.records if r["title"] == title):
             finals = by_entry(inputs.by_task(rec["suite"], rec["task"]))
             page.blocks += [Heading(2, f"`{rec['suite']}` / `{rec['task']}` / `{rec['entry']}`",
@@ -288,13 +268,11 @@ def pages(inputs: Inputs) -> list[Page]:
             fig = f"figures/{rec['suite']}__{rec['task']}__{rec['entry']}-knobs.png"
             if figure(rec, _same_seeds(rec, finals.get(rec.get("reference"), [])), inputs.root / fig,
                       finals.get(rec["entry"], [])):
-                what = "how accuracy, ECE and OOD AUROC move with each knob"
-                page.blocks.append(Links("Figure", [(what, Ref(file=fig))]))
+                page.blocks.append(Links("Figure", [("how accuracy, ECE and OOD AUROC move with each knob",
+                                                     Ref(file=fig))]))
             if words := conclusion(rec, finals):
                 page.blocks += [Para("Conclusion (generated from the numbers):"), Bullets(words)]
         suites = {r["suite"] for r in inputs.records if r["title"] == title}
-        for rec in (r for r in inputs.across if r["suite"] in suites):
-            page.blocks += across_blocks(rec)
+        page.blocks += [b for rec in inputs.across if rec["suite"] in suites for b in across_blocks(rec)]
         out.append(page)
     return out
-
