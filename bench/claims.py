@@ -145,6 +145,23 @@ SOURCE = ("the paper states that Hydra matches or surpasses Deep Ensembles in UQ
           "that model, including when the single model is given the same extra training (`single-ft`) or a "
           "temperature fitted on validation data (`single +TS`, free at inference)")
 
+METHOD = "README, 'What the leaderboard reports'"  # where intervals, verdicts and cost are explained once
+
+
+def how_checked() -> str:
+    """How the claims are checked, in words generated from the data above, for the claims page."""
+    check = f"`{CHECK_SUITE}`"
+    return (f"Claims of {PAPER} checked against this benchmark's own result files: {SOURCE}. For every task with a "
+            f"Hydra entry (suites ordered {' > '.join(SUITE_RANK)}; {check} only where nothing else ran), each cell is "
+            "Hydra minus the reference, its 95 % interval and the verdict (intervals and the verdict rule: "
+            f"{METHOD}). Roles come from each result's registered method and hyper-parameters, never from the "
+            f"entry's name: {'; '.join(f'{r.label}, {r.description}' for r in ROLES)}. A Hydra entry is labelled with "
+            "its head-scoring criterion and the hyper-parameters it changes from the registry's defaults "
+            f"({defaults(SUBJECT)}), *{DEFAULT_RECIPE}* where it changes none; a suite's tuned entry is chosen on "
+            f"validation data. The paper's headline numbers are for {VARIANTS[HEADLINE_VARIANT]} (marked ★). Small "
+            f"CPU budgets train far from convergence: read verdicts from {check} as a pipeline check.")
+
+
 COST_CLAIM = "Inference cost close to one model: 1.07x the single model's latency in bfloat16"
 COST_VS_ENSEMBLE = "Inference cost below Deep Ensembles': less time than theirs"
 ZERO_SHOT_TASK = "imagenet-zeroshot-clip"  # task kind of the zero-shot claim

@@ -1,14 +1,15 @@
 """Quality against inference cost, from result files and side-by-side cost files (``timing``):
-the points of a quality-cost frontier, its Pareto front, and the best entry at matched cost."""
+the points of a quality-cost frontier, its Pareto front, the best entry at matched cost, and
+each entry's means and cost ratios as the leaderboard's interactive plot draws them."""
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import catalogue, claims, timing
+from . import catalogue, claims, results, timing
 
 KEYS = ("test/nll", "test/ece", "ood_near/auroc_msp", "ood_far/auroc_msp")  # the metrics set against cost
 
@@ -76,3 +77,22 @@ def matched(files: list[dict], by_entry: dict[str, list[dict]], hydra: str, axis
             if (s := sign * float(np.mean(vals))) > score:
                 best, score = e, s
     return best
+
+
+def plot_points(jobs: list[dict], files: list[dict], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One point per (suite, task, entry): the means and standard deviations over seeds of
+    ``keys``, and the point ratios of the side-by-side cost ``files``."""
+    points = []
+    for suite, task, entry in sorted({(j["suite"], j["task"], j["method"]) for j in jobs}):
+        js = [j for j in jobs if (j["suite"], j["task"], j["method"]) == (suite, task, entry)]
+        values = {k: [j["metrics"][k] for j in js if k in j["metrics"]] for k in keys}
+        finite = {k: [x for x in v if isinstance(x, (int, float)) and math.isfinite(x)] for k, v in values.items()}
+        points.append({
+            "suite": suite, "task": task, "method": entry, "external": any("external" in j for j in js),
+            "seeds": sorted(j["seed"] for j in js), "members": js[0]["cost"].get("members"),
+            "device": sorted({results.device(j) for j in js}),
+            "dtype": sorted({str(j["cost"].get("dtype", "–")) for j in js}),
+            "metrics": {k: float(np.mean(v)) for k, v in finite.items() if v},
+            "std": {k: float(np.std(v, ddof=1)) for k, v in values.items() if len(v) > 1},
+            "cost": timing.cost_of(files, js) or {}})
+    return points

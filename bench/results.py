@@ -197,6 +197,11 @@ def provenance(device: str) -> dict[str, Any]:
     return out
 
 
+def device(obj: dict[str, Any]) -> str:
+    """The accelerator a result ran on (e.g. ``NVIDIA H200``) as its provenance names it, else its device."""
+    return obj["provenance"].get("accelerator") or obj["provenance"].get("device", "?")
+
+
 def save_logits(path: Path, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> None:
     arrays = {f"logits|{k}": v.astype(np.float16) for k, v in logits.items()}
     arrays.update({f"labels|{k}": v.astype(np.int16) for k, v in labels.items()})

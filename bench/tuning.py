@@ -233,6 +233,24 @@ def candidate_count(space: Space, task: str) -> int:
 
 
 # -- reading a record -----------------------------------------------------------------------
+def load_records(root: Path) -> list[dict]:
+    """Every tuning record under ``root``, with its ``_path`` relative to ``root`` and each
+    candidate's result files (``_results``, each with its ``_path``)."""
+    records = []
+    for path in sorted((root / "tuning").glob("*/*/*.json")):
+        rec = {**json.loads(path.read_text()), "_path": str(path.relative_to(root))}
+        for c in rec["candidates"]:
+            base = root / "tuning" / "runs" / rec["suite"] / rec["task"] / c["name"]
+            c["_results"] = [{**results.read(p), "_path": str(p.relative_to(root))} for p in sorted(base.glob("seed*.json"))]
+        records.append(rec)
+    return records
+
+
+def load_across(root: Path) -> list[dict]:
+    """Every record of winners run across tasks (``across_tasks``) under ``root``."""
+    return [json.loads(p.read_text()) for p in sorted((root / "tuning").glob("*/*.across-tasks.json"))]
+
+
 def knob_slices(rec: dict) -> dict[str, list[dict]]:
     """Per knob, the candidates of a record (those with results, ``_results``) that differ only in
     that knob: the largest such group, the winner's where there is a tie, ordered as the knob's

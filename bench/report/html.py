@@ -15,13 +15,9 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from .. import catalogue, timing
+from .. import catalogue, frontier
 from . import costs
-from .inputs import device
 from .sections import MAIN
 from .tables import Block, Bullets, Cell, Heading, Links, Page, Para, Ref, Row
 
@@ -71,24 +67,6 @@ def _block(b: Block, href) -> str:
     return f'<table class="sortable" id="{b.anchor}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def plot_points(jobs: list[dict], files: list[dict]) -> list[dict[str, Any]]:
-    """One point per (suite, task, entry): means over seeds of the plot's metrics, and the cost
-    ratios of the side-by-side cost ``files``."""
-    points = []
-    for suite, task, entry in sorted({(j["suite"], j["task"], j["method"]) for j in jobs}):
-        js = [j for j in jobs if (j["suite"], j["task"], j["method"]) == (suite, task, entry)]
-        values = {k: [j["metrics"][k] for j in js if k in j["metrics"]] for k in PLOT_METRICS}
-        finite = {k: [x for x in v if isinstance(x, (int, float)) and math.isfinite(x)] for k, v in values.items()}
-        points.append({
-            "suite": suite, "task": task, "method": entry, "external": any("external" in j for j in js),
-            "seeds": sorted(j["seed"] for j in js), "members": js[0]["cost"].get("members"),
-            "device": sorted({device(j) for j in js}), "dtype": sorted({str(j["cost"].get("dtype", "–")) for j in js}),
-            "metrics": {k: float(np.mean(v)) for k, v in finite.items() if v},
-            "std": {k: float(np.std(v, ddof=1)) for k, v in values.items() if len(v) > 1},
-            "cost": timing.cost_of(files, js) or {}})
-    return points
-
-
 def render(pages: list[Page], jobs: list[dict], files: list[dict], here: Path, root: Path,
            start: tuple[str, str]) -> str:
     """The page written to ``here``; ``root`` is the results folder, ``start`` the (suite, task)
@@ -103,7 +81,7 @@ def render(pages: list[Page], jobs: list[dict], files: list[dict], here: Path, r
                 + "\n".join(_block(b, href) for b in p.blocks) + "</section>")
 
     nav = " ".join(f'<a href="#page-{p.key or "headline"}">{_prose(p.title)}</a>' for p in pages)
-    data = {"points": plot_points(jobs, files), "start": list(start),
+    data = {"points": frontier.plot_points(jobs, files, PLOT_METRICS), "start": list(start),
             "metrics": [(k, catalogue.title(k), catalogue.higher(k)) for k in PLOT_METRICS], "costs": PLOT_COSTS}
     blob = json.dumps(data, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
     return (TEMPLATE.read_text(encoding="utf-8").replace("{{NAV}}", nav).replace("{{HEADLINE}}", section(pages[0]))

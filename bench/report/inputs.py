@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ... import methods
-from .. import calibration, claims, results, timing
+from .. import calibration, claims, results, timing, tuning
 from ..intervals import Evidence
 from .comparisons import claim_rows
 
@@ -60,17 +60,8 @@ def load(root: Path, evidence: Evidence | None = None) -> Inputs:
     evidence = evidence or Evidence(root)
     for j in ok:
         evidence.replicates(j)
-    records = []
-    for path in sorted((root / "tuning").glob("*/*/*.json")):
-        rec = {**json.loads(path.read_text()), "_path": str(path.relative_to(root))}
-        for c in rec["candidates"]:
-            base = root / "tuning" / "runs" / rec["suite"] / rec["task"] / c["name"]
-            c["_results"] = [{**results.read(p), "_path": str(p.relative_to(root))}
-                             for p in sorted(base.glob("seed*.json"))]
-        records.append(rec)
-    across = [json.loads(p.read_text()) for p in sorted((root / "tuning").glob("*/*.across-tasks.json"))]
-    return Inputs(root, ok, skipped, results.read_plans(root), records, timing.load_timings(root), evidence,
-                  timing.load(root), across)
+    return Inputs(root, ok, skipped, results.read_plans(root), tuning.load_records(root), timing.load_timings(root),
+                  evidence, timing.load(root), tuning.load_across(root))
 
 
 def by_entry(jobs: list[dict]) -> dict[str, list[dict]]:
@@ -86,11 +77,6 @@ def ordered(jobs: list[dict]) -> list[tuple[str, list[dict]]]:
     return sorted(by_entry(jobs).items(), key=lambda kv: (kv[0] != one, kv[0]))
 
 
-def device(j: dict) -> str:
-    """The accelerator's name where one was used (e.g. ``NVIDIA H200``), else ``cpu``."""
-    return j["provenance"].get("accelerator") or j["provenance"].get("device", "?")
-
-
 def declared(method: str) -> dict[str, tuple[str, str]]:
     """The facts of its fits a registered method declares worth showing (``UQMethod.display_notes``)."""
     return getattr(methods.REGISTRY.get(method), "display_notes", {})
@@ -100,7 +86,7 @@ def summary_csv(jobs: list[dict]) -> str:
     """One row per job: its identity, provenance, metrics, cost and wall times."""
     fixed = ["suite", "task", "method", "seed", "members", "device", "commit", "file"]
     df = pd.DataFrame([{"suite": j["suite"], "task": j["task"], "method": j["method"], "seed": j["seed"],
-                        "members": j["cost"].get("members", math.nan), "device": device(j),
+                        "members": j["cost"].get("members", math.nan), "device": results.device(j),
                         "commit": j["provenance"].get("git_commit", "")[:10], "file": j["_path"], **j["metrics"],
                         **{f"cost/{k}": v for k, v in j["cost"].items()},
                         **{f"wall/{k}": v for k, v in j["wall"].items()}}

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .. import catalogue, claims, frontier
+from .. import catalogue, claims, frontier, results
 from . import costs
 from .comparisons import matched_rows, single_rows
-from .inputs import Inputs, by_entry, device
+from .inputs import Inputs, by_entry
 from .sections import (CLAIM, HEADLINE, MAIN, MARKS, VS, answer, bullets, claims_table, detail_tables, differences,
                        entry_tables, notes, verdict_matrix)
 from .tables import Bullets, Cell, Column, Heading, Links, Page, Para, Ref, Row, Table, detail, interval, slug, text
-
-METHOD = "README, 'What the leaderboard reports'"  # where intervals, verdicts and cost are explained once
-
 
 def suites(inputs: Inputs) -> list[str]:
     """Every suite with results, most authoritative first, then those with skips only."""
@@ -94,7 +91,7 @@ def suite_page(inputs: Inputs, suite: str, figures: dict) -> Page:
     """Per task: every metric, OOD per set, shift, notes, figures, differences to the reference and
     the claims with intervals; then the runs still to do and the skips."""
     sj = [j for j in inputs.jobs if j["suite"] == suite]
-    facts = {"Seeds": {j["seed"] for j in sj}, "device": {device(j) for j in sj},
+    facts = {"Seeds": {j["seed"] for j in sj}, "device": {results.device(j) for j in sj},
              "commits": {j["provenance"].get("git_commit", "?")[:10] for j in sj},
              "cost dtype": {str(j["cost"].get("dtype", "?")) for j in sj}}
     page = detail(suite, f"Suite `{suite}`", Para(
@@ -121,17 +118,7 @@ def suite_page(inputs: Inputs, suite: str, figures: dict) -> Page:
 def claims_page(inputs: Inputs) -> Page:
     """What the claims are and how they are tested, where their tables are, and the cost and
     zero-shot claims."""
-    check = f"`{claims.CHECK_SUITE}`"
-    page = detail("claims", "Paper claims", Para(
-        f"Claims of {claims.PAPER} checked against this benchmark's own result files: {claims.SOURCE}. For every task "
-        f"with a Hydra entry (suites ordered {' > '.join(claims.SUITE_RANK)}; {check} only where nothing else ran), "
-        "each cell is Hydra minus the reference, its 95 % interval and the verdict (intervals and the verdict rule: "
-        f"{METHOD}). Roles come from each result's registered method and hyper-parameters, never from the entry's "
-        f"name: {'; '.join(f'{r.label}, {r.description}' for r in claims.ROLES)}. A Hydra entry is labelled with its "
-        "head-scoring criterion and the hyper-parameters it changes from the registry's defaults "
-        f"({claims.defaults(claims.SUBJECT)}), *{claims.DEFAULT_RECIPE}* where it changes none; a suite's tuned entry "
-        f"is chosen on validation data. The paper's headline numbers are for {claims.VARIANTS[claims.HEADLINE_VARIANT]}"
-        f" (marked ★). Small CPU budgets train far from convergence: read verdicts from {check} as a pipeline check."),
+    page = detail("claims", "Paper claims", Para(claims.how_checked()),
         Table([CLAIM, Column("metric", "Metric"), *VS], [Row({
             "claim": text(c.name), "metric": text(catalogue.arrow(c.metric)),
             **{ref: text(c.tests[ref].describe()) for ref in claims.REFERENCES}}) for c in claims.CLAIMS],
