@@ -39,16 +39,6 @@ def _fmt(x: float, digits: int = 3) -> str:
     return number(x, f".{digits}f").text
 
 
-def _value(v, sep: str = ", ") -> str:
-    return sep.join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else str(v)
-
-
-def _label(knobs: dict, start: dict | None = None) -> str:
-    """A candidate by the knobs where it differs from the search's starting point."""
-    return ", ".join(_value(v) if isinstance(v, dict) else f"{k}={v}" for k, v in knobs.items()
-                     if v != (start or {}).get(k)) or "start"
-
-
 def _rule(objective: dict[str, float]) -> str:
     terms = sorted(objective.items(), key=lambda kv: -kv[1])
     return " ".join(f"{'−' if w < 0 else '+'} {abs(w):g}·`{k}`" for k, w in terms).removeprefix("+ ")
@@ -57,11 +47,6 @@ def _rule(objective: dict[str, float]) -> str:
 def _ood_key(objs: list[dict]) -> str:
     """Far-OOD AUROC where the task has far-OOD sets, else the mean over all OOD sets."""
     return FAR if any(FAR.format(catalogue.DEFAULT_SCORE) in o["metrics"] for o in objs) else "ood_mean/auroc_{}"
-
-
-def _same_seeds(rec: dict, objs: list[dict]) -> list[dict]:
-    """The results among ``objs`` on the seeds the candidates were compared on."""
-    return [o for o in objs if o["seed"] in rec["rule"]["seeds"]]
 
 
 def figure(rec: dict, reference: list[dict], path: Path, chosen: list[dict] = ()) -> bool:
@@ -84,7 +69,7 @@ def figure(rec: dict, reference: list[dict], path: Path, chosen: list[dict] = ()
                             capsize=3, color="C3", ls="none")
             if reference:
                 ax.axhline(_mean(reference, key), ls="--", color="gray", lw=1)
-            ax.set_xticks(range(len(cands)), [_value(c["knobs"][knob], "\n") for c in cands], fontsize=6)
+            ax.set_xticks(range(len(cands)), [tuning.knob_text(c["knobs"][knob], "\n") for c in cands], fontsize=6)
             if i == 0:
                 ax.set_title(knob, fontsize=9)
             if j == 0:
@@ -106,7 +91,7 @@ def record_blocks(rec: dict) -> list:
              f"seed(s) {', '.join(map(str, rec['rule']['seeds']))}, validation data only; {rec['search']} search over "
              f"{len(rec['space'])} knobs (space of {b['space_size']}), {b['candidates']} candidates run, "
              f"{b['wall_s'] / 60:.0f} minutes of fit and evaluation. Winner: "
-             + (f"`{_label(win['knobs'])}`." if win else "none yet (the search resumes).")]
+             + (f"`{tuning.label(win['knobs'])}`." if win else "none yet (the search resumes).")]
     if rec["fixed"]:
         words.append("Held fixed: " + ", ".join(f"{k}={v}" for k, v in rec["fixed"].items()) + ".")
     if limit := rec.get("max_cost"):
@@ -114,7 +99,7 @@ def record_blocks(rec: dict) -> list:
         words.append("Cost limit: " + ", ".join(f"analytic {k} at most {v:g}× `{rec['reference']}`'s"
                                                 for k, v in limit.items())
                      + f"; {above} candidate{'s' * (above != 1)} above it (⊘) ran and are shown but could not be "
-                     "chosen" + (f"; the best of them, `{_label(free['knobs'])}`, is the entry "
+                     "chosen" + (f"; the best of them, `{tuning.label(free['knobs'])}`, is the entry "
                                  f"`{rec['unconstrained_entry']}`." if free else "."))
     if edge := tuning.at_the_edge(rec):
         words.append("At the edge of the space: " + "; ".join(
@@ -127,7 +112,7 @@ def record_blocks(rec: dict) -> list:
                *(Column(k, f"{catalogue.title(k)} (test)", catalogue.higher(k)) for k in SHOWN),
                *(Column(k, catalogue.title(k), True) for k in far),
                *(Column(k, title[0].upper() + title[1:]) for k, (title, _) in facts.items())]
-    rows = [Row({"candidate": text(_label(c["knobs"], start) + " ★" * bool(win and c["name"] == win["name"])
+    rows = [Row({"candidate": text(tuning.label(c["knobs"], start) + " ★" * bool(win and c["name"] == win["name"])
                                    + " ⊘" * (c.get("within_max_cost") is False), True),
                  "objective": number(c["objective"], ".4f") if c["objective"] is not None else text(c["status"]),
                  **({"params_x": number(c.get("cost", {}).get("params", math.nan))} if costed else {}),
@@ -146,11 +131,11 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
     entry, ref_name = rec["entry"], rec.get("reference")
     mine, ref, who = finals.get(entry, []), finals.get(ref_name, []), f"the chosen `{entry}`"
     if not mine:
-        if not (done := [c for c in rec["candidates"] if c["objective"] is not None and c["_results"]]):
+        best, done = tuning.best_so_far(rec)
+        if not best:
             return []
-        best_c = min(done, key=lambda c: c["objective"])
-        mine, ref = best_c["_results"], _same_seeds(rec, ref)
-        who = f"the best candidate so far (`{_label(best_c['knobs'])}`; {len(done)} of the search's candidates run)"
+        mine, ref = best["_results"], tuning.on_rule_seeds(rec, ref)
+        who = f"the best candidate so far (`{tuning.label(best['knobs'])}`; {done} of the search's candidates run)"
     if not ref:
         return []
     ood = _ood_key(ref)
@@ -171,14 +156,14 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
                                         "no score closes the gap" + ("; the members' disagreement is close to chance "
                                                                      "as an OOD signal." if mi < 0.55 else ".")))
     out += _finetuning_alone({e: o for e, o in finals.items() if e != entry}, ref, ref_name, gap, key, kind)
-    target, slices = _mean(_same_seeds(rec, ref), key), tuning.knob_slices(rec)
+    target, slices = _mean(tuning.on_rule_seeds(rec, ref), key), tuning.knob_slices(rec)
     for knob, cands in slices.items():
         lo, hi = (f(cands, key=lambda c: _mean(c["_results"], key)) for f in (min, max))
         facts = "".join(f" ({title} {_fmt(min(v), 2)}–{_fmt(max(v), 2)})" for k, (title, _) in
                         declared(rec["method"]).items() if not any(map(math.isnan, v := [_fact(c["_results"], k)
                                                                                          for c in cands])))
-        out.append(f"`{knob}`: {kind} AUROC ranges {_fmt(_mean(lo['_results'], key))} (`{_value(lo['knobs'][knob])}`) to "
-                   f"{_fmt(_mean(hi['_results'], key))} (`{_value(hi['knobs'][knob])}`) against `{ref_name}`'s "
+        out.append(f"`{knob}`: {kind} AUROC ranges {_fmt(_mean(lo['_results'], key))} (`{tuning.knob_text(lo['knobs'][knob])}`) to "
+                   f"{_fmt(_mean(hi['_results'], key))} (`{tuning.knob_text(hi['knobs'][knob])}`) against `{ref_name}`'s "
                    f"{_fmt(target)} on the same seed(s): it "
                    f"{'closes' if _mean(hi['_results'], key) >= target else 'does not close'} the gap{facts}.")
     if pending := [f"`{k}`" for k in rec["space"] if k not in slices]:
@@ -204,37 +189,30 @@ def _finetuning_alone(finals: dict[str, list[dict]], ref: list[dict], ref_name: 
 
 
 def _selection_noise(rec: dict, chosen: list[dict]) -> list[str]:
-    """How far apart the candidates' validation objectives lie, against how much the chosen
-    configuration's own objective moves from seed to seed: a yardstick for the choice."""
-    per_seed = [v for o in chosen if (v := tuning.objective_value(o.get("val_metrics", {}), rec["rule"]["objective"]))
-                is not None]
-    objs, win = [c["objective"] for c in rec["candidates"] if c["objective"] is not None], rec.get("winner")
-    if len(per_seed) < 2 or len(objs) < 2 or not win:
+    """The candidates' spread against the chosen configuration's seed noise (``tuning.selection_noise``)."""
+    if not (n := tuning.selection_noise(rec, chosen)):
         return []
-    sd = float(np.std(per_seed, ddof=1))
-    close = sum(1 for v in objs if v - win["objective"] <= sd) - 1
-    return [f"Selection: the {len(objs)} candidates' validation objectives span {max(objs) - min(objs):.4f}; the "
-            f"chosen configuration's own objective has a standard deviation of {sd:.4f} over its {len(per_seed)} "
-            "seeds, so " + ("no other candidate lies within one seed's noise of the winner." if close == 0 else
-                            f"{close} other candidate{'s lie' if close > 1 else ' lies'} within one seed's noise of the "
-                            f"winner and the data do not separate {'them' if close > 1 else 'it'} from the winner.")]
+    close = n["close"]
+    return [f"Selection: the {n['candidates']} candidates' validation objectives span {n['span']:.4f}; the chosen "
+            f"configuration's own objective has a standard deviation of {n['sd']:.4f} over its {n['seeds']} seeds, so "
+            + ("no other candidate lies within one seed's noise of the winner." if close == 0 else
+               f"{close} other candidate{'s lie' if close > 1 else ' lies'} within one seed's noise of the winner and "
+               f"the data do not separate {'them' if close > 1 else 'it'} from the winner.")]
 
 
 def not_started(inputs: Inputs) -> dict[str, list]:
     """Per study title, the searches the recorded plans declare that have no record yet."""
-    have = {(r["suite"], r["task"], r["entry"]) for r in inputs.records}
     out: dict[str, list] = defaultdict(list)
-    for name, plan in sorted(inputs.plans.items()):
-        t = plan.get("tuning", {})
-        if rows := [Row(dict(zip(PENDING, (text(s["task"], True), text(f"{s['entry']} ({s['method']})"),
-                                           text(s["search"]), text(", ".join(s["knobs"])), text(s["candidates"])))),
-                        name, s["task"], s["entry"], s["method"])
-                    for s in t.get("searches", []) if (name, s["task"], s["entry"]) not in have]:
-            out[t["title"]] += [
-                Para(f"Searches of suite `{name}` not started yet (rule: minimise {_rule(t['objective'])} on seed(s) "
-                     f"{', '.join(map(str, t['seeds']))}, validation data only; "
-                     f"`python -m uqbench tune --suite {name}` runs them):"),
-                Table.of(PENDING, rows, slug("not-started", name))]
+    for name, todo in tuning.not_started(inputs.plans, inputs.records).items():
+        t = inputs.plans[name]["tuning"]
+        out[t["title"]] += [
+            Para(f"Searches of suite `{name}` not started yet (rule: minimise {_rule(t['objective'])} on seed(s) "
+                 f"{', '.join(map(str, t['seeds']))}, validation data only; "
+                 f"`python -m uqbench tune --suite {name}` runs them):"),
+            Table.of(PENDING, [Row(dict(zip(PENDING, (
+                text(s["task"], True), text(f"{s['entry']} ({s['method']})"), text(s["search"]),
+                text(", ".join(s["knobs"])), text(s["candidates"])))), name, s["task"], s["entry"], s["method"])
+                for s in todo], slug("not-started", name))]
     return out
 
 
@@ -249,7 +227,7 @@ def across_blocks(rec: dict) -> list:
     return [Heading(2, f"`{rec['suite']}` / `{rec['entry']}` across tasks", slug("across", rec["suite"], rec["entry"])),
             Para(f"Each task's chosen `{rec['entry']}` run on every task (knob values carried by their position in "
                  f"each task's list), ranked per task by the same validation objective; ★ the lowest mean rank, "
-                 f"{_label(rec['best']['knobs'])}: the method's code defaults."),
+                 f"{tuning.label(rec['best']['knobs'])}: the method's code defaults."),
             Table(columns, rows, slug("across-table", rec["suite"], rec["entry"]))]
 
 
@@ -266,7 +244,7 @@ def pages(inputs: Inputs) -> list[Page]:
             page.blocks += [Heading(2, f"`{rec['suite']}` / `{rec['task']}` / `{rec['entry']}`",
                                     slug("study", rec["suite"], rec["task"], rec["entry"])), *record_blocks(rec)]
             fig = f"figures/{rec['suite']}__{rec['task']}__{rec['entry']}-knobs.png"
-            if figure(rec, _same_seeds(rec, finals.get(rec.get("reference"), [])), inputs.root / fig,
+            if figure(rec, tuning.on_rule_seeds(rec, finals.get(rec.get("reference"), [])), inputs.root / fig,
                       finals.get(rec["entry"], [])):
                 page.blocks.append(Links("Figure", [("how accuracy, ECE and OOD AUROC move with each knob",
                                                      Ref(file=fig))]))
