@@ -21,7 +21,7 @@ from .tables import Page
 
 def all_pages(inputs: Inputs, figs: dict[tuple[str, str], dict[str, str]] | None = None) -> list[Page]:
     """Every page, the headline first."""
-    details = [pages.suite_page(inputs, s, figs or {}) for s in pages.suites(inputs)]
+    details = [pages.suite_page(inputs, s, figs or {}) for s in inputs.suites()]
     details += [pages.claims_page(inputs), *study.pages(inputs), costs.page(inputs.costs, inputs.timings)]
     details += [p for p in [pages.slices_page(inputs.jobs)] if p]
     return [pages.headline(inputs, details), *details]
@@ -38,7 +38,7 @@ def build(root: Path, out: Path) -> Path:
         results.write_atomic(paths[p.key], markdown.render(p, paths[p.key], root, paths))
     for stale in set((root / "reports").glob("*.md")) - set(paths.values()):
         stale.unlink()
-    suite = pages.record_suite(inputs)
+    suite = inputs.record_suite()
     start = (suite, min((j["task"] for j in inputs.jobs if j["suite"] == suite), default=""))
     page = out.with_suffix(".html")
     results.write_atomic(page, html.render(made, inputs.jobs, inputs.costs, page, root, start))

@@ -1,12 +1,7 @@
-"""Figures from result files, under ``results/figures/``.
-
-Per (suite, task): a reliability diagram and risk-coverage curves, pooling every seed's logits
-from the results folder alone (entries whose logits stay in a local cache are left out and
-named), so every machine draws the same figures. Per side-by-side cost file and cost axis: NLL,
-ECE and near- and far-OOD AUROC against the cost ratio of every entry (seeds as error bars), of
-each ensemble's first members and of every tuning candidate, the Pareto front marked
-(``bench/frontier.py``).
-"""
+"""Figures from result files, under ``results/figures/``: per (suite, task) a reliability diagram
+and risk-coverage curves, pooling every seed's logits from the results folder alone (entries whose
+logits stay in a local cache are left out and named); per side-by-side cost file and cost axis,
+the quality-cost frontier of ``bench/frontier.py``, its Pareto front marked."""
 
 from __future__ import annotations
 
@@ -56,8 +51,7 @@ def _reliability(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
                edgecolor="k", linewidth=0.4, label="accuracy")
         ax.plot([0, 1], [0, 1], "r--", linewidth=0.8)
         ax.set_title(f"{m} (ECE {metrics.compute(p, y)['ece']:.3f})", fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        ax.set(xlim=(0, 1), ylim=(0, 1))
         ax.set_xlabel("confidence", fontsize=7)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[n:]:
@@ -70,8 +64,7 @@ def _risk_coverage(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for m, (p, y) in pooled.items():
         ax.plot(*metrics.risk_coverage_curve(p, y), label=f"{m} (AURC {metrics.compute(p, y)['aurc']:.3f})", linewidth=1)
-    ax.set_xlabel("coverage")
-    ax.set_ylabel("risk (error rate)")
+    ax.set(xlabel="coverage", ylabel="risk (error rate)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     return fig

@@ -1,11 +1,8 @@
 """The leaderboard as one self-contained HTML page, drawn from the same pages and tables as the
-Markdown: it opens on the headline, each detail page one click away (an in-page section). Each
-table row carries its suite, task, entry and result files (a click on a cell lists them); each
-cell its value for sorting. The quality-against-cost plot is drawn in the browser from per-entry
-means computed here, opening on the suite of record's first task. Styles and scripts are inline
-(``templates/leaderboard.html``): no network, no other file, and the same inputs give the same
-bytes.
-"""
+Markdown: the headline, each detail page one click away. Each row carries its suite, task, entry
+and result files, each cell its value for sorting; the quality-against-cost plot is drawn in the
+browser from ``frontier.plot_points``, opening on the suite of record's first task. Styles and
+scripts are inline (``templates/leaderboard.html``): no network, and the same bytes each time."""
 
 from __future__ import annotations
 
@@ -32,10 +29,6 @@ def _prose(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
 
 
-def _attrs(**kv: object) -> str:
-    return "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in kv.items() if v)
-
-
 def _cell(c: Cell, href) -> str:
     out = f"<code>{html.escape(c.text)}</code>" if c.code else html.escape(c.text)
     out = f"<b>{out}</b>" if c.bold and out else out
@@ -46,8 +39,10 @@ def _cell(c: Cell, href) -> str:
 
 
 def _row(r: Row, keys: list[str], href) -> str:
-    files = " ".join(href(Ref(file=f)) for f in r.files if f)
-    return (f"<tr{_attrs(suite=r.suite, task=r.task, method=r.entry, external=int(r.external), files=files)}>"
+    """A table row with its suite, task, entry and result files as data attributes."""
+    data = {"suite": r.suite, "task": r.task, "method": r.entry, "external": int(r.external),
+            "files": " ".join(href(Ref(file=f)) for f in r.files if f)}
+    return ("<tr" + "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in data.items() if v) + ">"
             + "".join(_cell(r.cells[k], href) for k in keys) + "</tr>")
 
 

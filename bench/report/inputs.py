@@ -1,15 +1,13 @@
 """What the report reads, all from the results folder: result files (each with its temperature-
 scaled variant, ``<entry> +TS``, where it has a fitted temperature), the plans suites recorded
-there, tuning records with their candidates' results, the side-by-side cost files and the cost
-micro-benchmark timings. A file that is unreadable or does not match its schema stops the report
-with its name."""
+there, tuning records, and the cost files. A file that is unreadable or does not match its
+schema stops the report with its name."""
 
 from __future__ import annotations
 
 import functools
 import json
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +35,14 @@ class Inputs:
         return [j for j in self.jobs if j["suite"] == suite and j["task"] == task]
 
     def suites(self) -> list[str]:
-        return sorted({j["suite"] for j in self.jobs} | {s["suite"] for s in self.skipped})
+        """Every suite with results, most authoritative first, then those with skips only."""
+        ran = {j["suite"] for j in self.jobs}
+        return sorted(ran | {s["suite"] for s in self.skipped}, key=lambda s: (s not in ran, claims.suite_rank(s), s))
+
+    def record_suite(self) -> str:
+        """``claims.RECORD_SUITE`` where the results hold it, else the most authoritative suite they hold."""
+        held = self.suites()
+        return claims.RECORD_SUITE if claims.RECORD_SUITE in held or not held else held[0]
 
     @functools.cached_property
     def claims(self) -> list[dict]:
@@ -65,10 +70,7 @@ def load(root: Path, evidence: Evidence | None = None) -> Inputs:
 
 
 def by_entry(jobs: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for j in jobs:
-        out[j["method"]].append(j)
-    return dict(out)
+    return {e: [j for j in jobs if j["method"] == e] for e in dict.fromkeys(j["method"] for j in jobs)}
 
 
 def ordered(jobs: list[dict]) -> list[tuple[str, list[dict]]]:

@@ -13,21 +13,10 @@ from .sections import (CLAIM, HEADLINE, MAIN, MARKS, VS, answer, bullets, claims
                        entry_tables, notes, verdict_matrix)
 from .tables import Bullets, Cell, Column, Heading, Links, Page, Para, Ref, Row, Table, detail, interval, slug, text
 
-def suites(inputs: Inputs) -> list[str]:
-    """Every suite with results, most authoritative first, then those with skips only."""
-    return sorted(inputs.suites(), key=lambda s: (s not in {j["suite"] for j in inputs.jobs}, claims.suite_rank(s), s))
-
-
-def record_suite(inputs: Inputs) -> str:
-    """``claims.RECORD_SUITE`` where the results hold it, else the most authoritative suite they hold."""
-    held = suites(inputs)
-    return claims.RECORD_SUITE if claims.RECORD_SUITE in held or not held else held[0]
-
-
 def headline(inputs: Inputs, details: list[Page]) -> Page:
     """Per task of the suite of record: the compact table, the verdict matrix and the answer in
     words; links to every detail page."""
-    suite = record_suite(inputs)
+    suite = inputs.record_suite()
     jobs = [j for j in inputs.jobs if j["suite"] == suite]
     seeds, score = sorted({j["seed"] for j in jobs}), catalogue.DEFAULT_SCORE
     columns = "; ".join(f"**{catalogue.title(k)}** {catalogue.lookup(k).metric.definition}, "

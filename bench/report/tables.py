@@ -1,11 +1,7 @@
-"""The report as data: pages of headings, prose, links and tables.
-
-Columns carry their direction; rows the suite, task, entry, method and result files behind them;
-cells the numbers (mean, spread and n, or a difference and its interval) beside the text both
-renderers show. ``markdown.py`` and ``html.py`` draw from these objects alone, and tests look
-cells up by entry and column key. Prose may mark names as `code` and words as **bold**; every
-link is a ``Ref``, never text.
-"""
+"""The report as data: pages of headings, prose, links and tables. Columns carry their direction;
+rows the suite, task, entry, method and result files behind them; cells the numbers (mean, spread
+and n, or a difference and its interval) beside the text that ``markdown.py`` and ``html.py``
+show. Prose may mark names as `code` and words as **bold**; every link is a ``Ref``, never text."""
 
 from __future__ import annotations
 
@@ -121,25 +117,22 @@ def slug(*parts: object) -> str:
     return re.sub(r"[^a-z0-9]+", "-", " ".join(map(str, parts)).lower()).strip("-")
 
 
-def finite(values: Sequence[float | None]) -> list[float]:
-    return [x for x in values if x is not None and not math.isnan(x)]
-
-
 def mean(values: Sequence[float | None]) -> float:
-    return float(np.mean(v)) if (v := finite(values)) else math.nan
+    """The mean of the values that are numbers (NaN where none is)."""
+    return float(np.mean(v)) if (v := [x for x in values if x is not None and not math.isnan(x)]) else math.nan
 
 
 def stat(values: Sequence[float | None]) -> Cell:
     """Mean ± standard deviation over seeds, three decimals (one at 100 and above)."""
-    if not (v := finite(values)):
+    if not (v := [x for x in values if x is not None and not math.isnan(x)]):
         return Cell("–")
     m, sd = float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else None
     d = 3 if abs(m) < 100 else 1
     return Cell(f"{m:.{d}f}" + (f" ± {sd:.{d}f}" if sd is not None else ""), m, sd, len(v))
 
 
-def number(v: float, fmt: str = ".2f", prefix: str = "") -> Cell:
-    return Cell("–") if math.isnan(v) else Cell(f"{prefix}{v:{fmt}}", v)
+def number(v: float, fmt: str = ".2f") -> Cell:
+    return Cell("–") if math.isnan(v) else Cell(f"{v:{fmt}}", v)
 
 
 def text(s: object, code: bool = False, **kw) -> Cell:
