@@ -163,7 +163,15 @@ def how_checked() -> str:
 
 
 COST_CLAIM = "Inference cost close to one model: 1.07x the single model's latency in bfloat16"
+COST_RATIO, COST_SLACK = 1.07, 0.10  # the paper's ratio, and the relative slack before a measurement counts against it
 COST_VS_ENSEMBLE = "Inference cost below Deep Ensembles': less time than theirs"
+COST_RULE = ("Cost claims read the side-by-side cost files (cost page): each ratio is the median of the per-round "
+             "time ratios with its 95 % interval; a claim holds where the whole interval lies within it at both "
+             "batch sizes.")
+MATCHED_COST = ("For each Hydra entry and cost axis (its ratio to the single model in brackets), the best other entry "
+                "on each metric among those that cost no more on that axis (`+TS` variants included, other Hydra "
+                "entries not), and Hydra minus it with its 95 % interval; the verdict is that of the claim that Hydra "
+                "is better.")
 ZERO_SHOT_TASK = "imagenet-zeroshot-clip"  # task kind of the zero-shot claim
 ZERO_SHOT_CLAIM = "Zero-shot ImageNet-1k with CLIP: Hydra (Circ) improves UQ over the zero-shot model"
 # network names in the cost micro-benchmark files (tests/test_cost_benchmark.py)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uqbench.bench import claims, external, frontier, intervals
-from uqbench.bench.report import all_pages, html, inputs, runs_json
+from uqbench.bench import claims, external, frontier, intervals, results
+from uqbench.bench.report import all_pages, html, inputs
 from uqbench.bench.report.tables import Table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def board(tmp_path_factory):
     page = tmp / "leaderboard.html"
     page.write_text(html.render(made, found.jobs, found.costs, page, REPO / "results",
                                 (claims.RECORD_SUITE, "cifar10-vit")))
-    (tmp / "runs.json").write_text(runs_json(found.jobs, found.skipped))
+    (tmp / "runs.json").write_text(results.runs_json(found.jobs, found.skipped))
     return made, page, found.jobs, found.costs
 
 

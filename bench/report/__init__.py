@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import results
 from . import costs, figures, html, markdown, pages, study
-from .inputs import Inputs, load, runs_json, summary_csv
+from .inputs import Inputs, load
 from .tables import Page
 
 
@@ -31,7 +31,7 @@ def build(root: Path, out: Path) -> Path:
     """Write the leaderboard ``out``, its HTML page beside it (``.html``), the detail pages under
     ``root/reports/``, figures under ``root/figures/``, ``root/summary.csv`` and ``root/runs.json``."""
     inputs = load(root)  # every input is read before anything is written
-    results.write_atomic(root / "summary.csv", summary_csv(inputs.jobs))
+    results.write_atomic(root / "summary.csv", results.summary_csv(inputs.jobs))
     made = all_pages(inputs, figures.make_all(root, inputs.jobs, inputs.costs, inputs.records))
     paths = {p.key: out if not p.key else root / "reports" / f"{p.key}.md" for p in made}
     for p in made:
@@ -42,5 +42,5 @@ def build(root: Path, out: Path) -> Path:
     start = (suite, min((j["task"] for j in inputs.jobs if j["suite"] == suite), default=""))
     page = out.with_suffix(".html")
     results.write_atomic(page, html.render(made, inputs.jobs, inputs.costs, page, root, start))
-    results.write_atomic(root / "runs.json", runs_json(inputs.jobs, inputs.skipped))
+    results.write_atomic(root / "runs.json", results.runs_json(inputs.jobs, inputs.skipped))
     return out

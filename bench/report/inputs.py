@@ -6,12 +6,8 @@ schema stops the report with its name."""
 from __future__ import annotations
 
 import functools
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
 
 from ... import methods
 from .. import calibration, claims, results, timing, tuning
@@ -82,25 +78,3 @@ def ordered(jobs: list[dict]) -> list[tuple[str, list[dict]]]:
 def declared(method: str) -> dict[str, tuple[str, str]]:
     """The facts of its fits a registered method declares worth showing (``UQMethod.display_notes``)."""
     return getattr(methods.REGISTRY.get(method), "display_notes", {})
-
-
-def summary_csv(jobs: list[dict]) -> str:
-    """One row per job: its identity, provenance, metrics, cost and wall times."""
-    fixed = ["suite", "task", "method", "seed", "members", "device", "commit", "file"]
-    df = pd.DataFrame([{"suite": j["suite"], "task": j["task"], "method": j["method"], "seed": j["seed"],
-                        "members": j["cost"].get("members", math.nan), "device": results.device(j),
-                        "commit": j["provenance"].get("git_commit", "")[:10], "file": j["_path"], **j["metrics"],
-                        **{f"cost/{k}": v for k, v in j["cost"].items()},
-                        **{f"wall/{k}": v for k, v in j["wall"].items()}}
-                       for j in jobs if "post_hoc" not in j])
-    if not df.empty:
-        df = df[fixed + sorted(c for c in df.columns if c not in fixed)].sort_values(fixed[:4])
-    return df.to_csv(index=False, float_format="%.6g", lineterminator="\n")
-
-
-def runs_json(jobs: list[dict], skipped: list[dict]) -> str:
-    """Every result record, with its provenance and ``file`` (its path under the results folder)."""
-    clean = lambda obj: {"file": obj["_path"], **{k: v for k, v in obj.items() if k != "_path"}}  # noqa: E731
-    doc = {"schema": results.SCHEMA_VERSION, "runs": [clean(j) for j in jobs if "post_hoc" not in j],
-           "skipped": [clean(s) for s in skipped]}
-    return json.dumps(doc, indent=1, sort_keys=True) + "\n"

@@ -51,20 +51,10 @@ def headline(inputs: Inputs, details: list[Page]) -> Page:
 
 
 def missing_runs(plan: dict, jobs: list[dict], skipped: list[dict]) -> list[str]:
-    """Jobs the suite's recorded plan asks for that have neither a result nor a skip record."""
-    done = {(j["task"], j["method"], j["seed"]) for j in jobs}
-    skip_task = {k["task"] for k in skipped if not k.get("method")}
-    skip_job = {(k["task"], k["method"]) for k in skipped if k.get("method")}
+    """The jobs the suite's recorded plan asks for that have neither a result nor a skip record."""
     seed_list = lambda seeds: f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"  # noqa: E731
-    out = []
-    for t in (t for t in plan.get("tasks", []) if t["name"] not in skip_task):
-        missing = {m: v for m in plan["entries"] if (t["name"], m) not in skip_job
-                   and (v := [s for s in t["seeds"] if (t["name"], m, s) not in done])}
-        if len(missing) == len(plan["entries"]) and all(len(v) == len(t["seeds"]) for v in missing.values()):
-            out.append(f"`{t['name']}`: every entry, {seed_list(t['seeds'])}")
-        else:
-            out += [f"`{t['name']}` / `{m}` {seed_list(v)}" for m, v in missing.items()]
-    return out
+    return [f"`{t}`: every entry, {seed_list(v)}" if m is None else f"`{t}` / `{m}` {seed_list(v)}"
+            for t, m, v in results.missing(plan, jobs, skipped)]
 
 
 def unhashed(suite: str, jobs: list[dict]) -> list[Para]:
@@ -122,9 +112,7 @@ def claims_page(inputs: Inputs) -> Page:
         zs = [s["reason"].split(". ")[0][:200] for s in inputs.skipped if s["task"] == claims.ZERO_SHOT_TASK]
         other.append((claims.ZERO_SHOT_CLAIM, text(claims.ZERO_SHOT_TASK, True), "–",
                       f"not measurable here: {zs[0] if zs else 'task not run'}"))
-    page.blocks += [Heading(2, "Cost and zero-shot claims", "other-claims"), Para(
-        "Cost claims read the side-by-side cost files (cost page): each ratio is the median of the per-round time "
-        "ratios with its 95 % interval; a claim holds where the whole interval lies within it at both batch sizes."),
+    page.blocks += [Heading(2, "Cost and zero-shot claims", "other-claims"), Para(claims.COST_RULE),
         Table.of({"claim": "Claim", "task": "Task", "measured": "Measured", "verdict": "Verdict"}, [Row(
             {"claim": text(c), "task": w, "measured": text(m), "verdict": text("", verdict=v)}) for c, w, m, v in other],
             "other")]
@@ -132,10 +120,7 @@ def claims_page(inputs: Inputs) -> Page:
         def vs(c: dict):
             return replace(interval(c), text=f"vs {c['other']}: {interval(c).text}") if c["other"] else text("–")
 
-        page.blocks += [Heading(2, "Hydra at matched cost", "matched-cost"), Para(
-            "For each Hydra entry and cost axis (its ratio to the single model in brackets), the best other entry on "
-            "each metric among those that cost no more on that axis (`+TS` variants included, other Hydra entries "
-            "not), and Hydra minus it with its 95 % interval; the verdict is that of the claim that Hydra is better."),
+        page.blocks += [Heading(2, "Hydra at matched cost", "matched-cost"), Para(claims.MATCHED_COST),
             Table([Column("task", "Task"), Column("entry", "Hydra"), Column("axis", "Axis"),
                    *(Column(k, catalogue.arrow(k)) for k in frontier.KEYS)], [Row({
                        "task": text(f"{r['task']} ({r['suite']})"), "entry": text(r["entry"], True),
