@@ -22,7 +22,8 @@ def claim_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
     rows = []
     for suite, task in claims.claim_groups(jobs):
         sub = [j for j in jobs if j["suite"] == suite and j["task"] == task]
-        (roles, by_entry), (lent_roles, lent) = claims.entries_by_role(sub), claims.borrowed_references(jobs, suite, task)
+        roles, by_entry = claims.entries_by_role(sub)
+        lent_roles, lent = claims.borrowed_references(jobs, suite, task)
         roles, by_entry = {**roles, **lent_roles}, {**by_entry, **lent}
         variants = {e: claims.variant(by_entry[e][0]["params"]) for e in roles[claims.SUBJECT]}
         for claim in (c for c in claims.CLAIMS if any(c.metric in j["metrics"] for j in sub)):  # e.g. no near-OOD set
@@ -34,8 +35,8 @@ def claim_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
                            "headline_variant": variants[h][1], "reference": ref,
                            "reference_entry": refs[0] if len(refs) == 1 else "", "test": test.describe()}
                     if len(refs) != 1:
-                        reason = f"ambiguous, entries {', '.join(refs)}" if refs else "no entry in this role on this task"
-                        rows.append({**row, **no_difference(reason), "verdict": "not measured"})
+                        why = f"ambiguous, entries {', '.join(refs)}" if refs else "no entry in this role on this task"
+                        rows.append({**row, **no_difference(why), "verdict": "not measured"})
                         continue
                     c = evidence.difference(by_entry[h], by_entry[refs[0]], claim.metric)
                     fields = c or no_difference("")

@@ -66,8 +66,8 @@ def _file_table(f: dict) -> list:
         rows.append(Row(dict(zip(FILE, cells)), f["suite"], f["task"], e["name"], e["method"], (path,)))
     return [Heading(2, f"`{f['task']}` ({f['suite']}), {f['device']} {f['dtype']}", slug("cost", *where)), Para(
         f"{f['device_name']}, {f['threads'] or '–'} threads, batches {bs[0]} and {bs[1]}, {f['rounds'][0]} and "
-        f"{f['rounds'][1]} rounds; CPU load per core {load['start']:.2f} at the start and {load['end']:.2f} at the end; "
-        f"{sum(e['kind'] == 'candidate' for e in f['entries'])} tuning candidates timed beside the entries "
+        f"{f['rounds'][1]} rounds; CPU load per core {load['start']:.2f} at the start and {load['end']:.2f} at the "
+        f"end; {sum(e['kind'] == 'candidate' for e in f['entries'])} tuning candidates timed beside the entries "
         f"(on the frontiers); commit {f['provenance'].get('git_commit', '?')[:10]}."),
         Table.of(FILE, rows, slug("cost-table", *where))]
 
@@ -92,7 +92,8 @@ def page(files: list[dict], timings: list[timing.Timing]) -> Page:
     if rows:
         out.blocks += [Heading(2, "Micro-benchmark", "micro-benchmark"), Para(
             "`make cost-benchmark` (pytest-benchmark): the single model, a deep ensemble run member after member and "
-            "fused Hydra on random weights, timed one after the other in one run."), Table.of(BENCH, rows, "cost-bench")]
+            "fused Hydra on random weights, timed one after the other in one run."),
+            Table.of(BENCH, rows, "cost-bench")]
     return out
 
 
@@ -107,9 +108,9 @@ def claim_rows(files: list[dict], timings: list[timing.Timing]) -> list[tuple[st
                  for e in f["entries"] if e["kind"] == "entry"]
         bf16 = f["device"] == "cuda" and f["dtype"] == "bfloat16"
         gpu |= bf16
+        ensembles = [(n, claims.COST_VS_ENSEMBLE, 1.0) for role, n in named if role == claims.ENSEMBLE]
         for h in (n for role, n in named if role == claims.SUBJECT):
-            for ref, claim, bound in ((f["reference"], claims.COST_CLAIM, limit),
-                                      *((n, claims.COST_VS_ENSEMBLE, 1.0) for role, n in named if role == claims.ENSEMBLE)):
+            for ref, claim, bound in ((f["reference"], claims.COST_CLAIM, limit), *ensembles):
                 cuts = [timing.between(f, h, ref, b) for b in ("small", "large")]
                 v = ("does not hold" if any(lo > bound for _, lo, _ in cuts) else
                      "inconclusive" if not all(hi <= bound for *_, hi in cuts) else "holds")

@@ -63,7 +63,8 @@ def _reliability(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
 def _risk_coverage(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for m, (p, y) in pooled.items():
-        ax.plot(*metrics.risk_coverage_curve(p, y), label=f"{m} (AURC {metrics.compute(p, y)['aurc']:.3f})", linewidth=1)
+        ax.plot(*metrics.risk_coverage_curve(p, y), label=f"{m} (AURC {metrics.compute(p, y)['aurc']:.3f})",
+                linewidth=1)
     ax.set(xlabel="coverage", ylabel="risk (error rate)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
@@ -99,7 +100,7 @@ def _frontier(pts: list[frontier.Point], axis: str, title: str):
     return fig
 
 
-def make_all(root: Path, jobs: list[dict], files: list[dict], records: list[dict]) -> dict[tuple[str, str], dict[str, str]]:
+def make_all(root: Path, jobs: list[dict], files: list[dict], records: list[dict]) -> dict[tuple, dict[str, str]]:
     """Draw every figure; returns {(suite, task): {title: path relative to ``root``}}."""
     out: dict[tuple[str, str], dict[str, str]] = {}
 

@@ -13,6 +13,7 @@ from .sections import (CLAIM, HEADLINE, MAIN, MARKS, VS, answer, bullets, claims
                        entry_tables, notes, verdict_matrix)
 from .tables import Bullets, Cell, Column, Heading, Links, Page, Para, Ref, Row, Table, detail, interval, slug, text
 
+
 def headline(inputs: Inputs, details: list[Page]) -> Page:
     """Per task of the suite of record: the compact table, the verdict matrix and the answer in
     words; links to every detail page."""
@@ -73,8 +74,8 @@ def suite_page(inputs: Inputs, suite: str, figures: dict) -> Page:
     facts = {"Seeds": {j["seed"] for j in sj}, "device": {results.device(j) for j in sj},
              "commits": {j["provenance"].get("git_commit", "?")[:10] for j in sj},
              "cost dtype": {str(j["cost"].get("dtype", "?")) for j in sj}}
-    page = detail(suite, f"Suite `{suite}`", Para(
-        "; ".join(f"{k}: {', '.join(map(str, sorted(v))) or '–'}" for k, v in facts.items()) + "."), *unhashed(suite, sj))
+    page = detail(suite, f"Suite `{suite}`", Para("; ".join(f"{k}: {', '.join(map(str, sorted(v))) or '–'}"
+                                                             for k, v in facts.items()) + "."), *unhashed(suite, sj))
     for task in sorted({j["task"] for j in sj}):
         tj, anchor = inputs.by_task(suite, task), slug(suite, task)
         page.blocks += [Heading(2, f"Task `{task}`", slug("task", suite, task)),
@@ -94,6 +95,11 @@ def suite_page(inputs: Inputs, suite: str, figures: dict) -> Page:
     return page
 
 
+OTHER = {"claim": "Claim", "task": "Task", "measured": "Measured", "verdict": "Verdict"}
+MATCHED = [Column("task", "Task"), Column("entry", "Hydra"), Column("axis", "Axis"),
+           *(Column(k, catalogue.arrow(k)) for k in frontier.KEYS)]
+
+
 def claims_page(inputs: Inputs) -> Page:
     """What the claims are and how they are tested, where their tables are, and the cost and
     zero-shot claims."""
@@ -102,7 +108,8 @@ def claims_page(inputs: Inputs) -> Page:
             "claim": text(c.name), "metric": text(catalogue.arrow(c.metric)),
             **{ref: text(c.tests[ref].describe()) for ref in claims.REFERENCES}}) for c in claims.CLAIMS],
             "claim-definitions"),
-        Links("Claims tables", [(f"{t} ({s})", Ref(s, slug("claims", s, t))) for s, t in claims.claim_groups(inputs.jobs)]))
+        Links("Claims tables", [(f"{t} ({s})", Ref(s, slug("claims", s, t)))
+                                for s, t in claims.claim_groups(inputs.jobs)]))
     other = [(c, text(w), m, v) for c, w, m, v in costs.claim_rows(inputs.costs, inputs.timings)]
     zero_shot = sorted({(j["suite"], j["task"]) for j in inputs.jobs
                         if j["task_config"].get("task") == claims.ZERO_SHOT_TASK})
@@ -112,20 +119,17 @@ def claims_page(inputs: Inputs) -> Page:
         zs = [s["reason"].split(". ")[0][:200] for s in inputs.skipped if s["task"] == claims.ZERO_SHOT_TASK]
         other.append((claims.ZERO_SHOT_CLAIM, text(claims.ZERO_SHOT_TASK, True), "–",
                       f"not measurable here: {zs[0] if zs else 'task not run'}"))
-    page.blocks += [Heading(2, "Cost and zero-shot claims", "other-claims"), Para(claims.COST_RULE),
-        Table.of({"claim": "Claim", "task": "Task", "measured": "Measured", "verdict": "Verdict"}, [Row(
-            {"claim": text(c), "task": w, "measured": text(m), "verdict": text("", verdict=v)}) for c, w, m, v in other],
-            "other")]
+    page.blocks += [Heading(2, "Cost and zero-shot claims", "other-claims"), Para(claims.COST_RULE), Table.of(
+        OTHER, [Row(dict(zip(OTHER, (text(c), w, text(m), text("", verdict=v))))) for c, w, m, v in other], "other")]
     if rows := matched_rows(inputs.jobs, inputs.costs, inputs.evidence):
-        def vs(c: dict):
+        def vs(c: dict) -> Cell:
             return replace(interval(c), text=f"vs {c['other']}: {interval(c).text}") if c["other"] else text("–")
 
-        page.blocks += [Heading(2, "Hydra at matched cost", "matched-cost"), Para(claims.MATCHED_COST),
-            Table([Column("task", "Task"), Column("entry", "Hydra"), Column("axis", "Axis"),
-                   *(Column(k, catalogue.arrow(k)) for k in frontier.KEYS)], [Row({
-                       "task": text(f"{r['task']} ({r['suite']})"), "entry": text(r["entry"], True),
-                       "axis": text(f"{costs.AXES[r['axis']]} ({r['cost']:.2f})"), **{k: vs(r[k]) for k in frontier.KEYS}},
-                       r["suite"], r["task"], r["entry"]) for r in rows], "matched-cost")]
+        page.blocks += [Heading(2, "Hydra at matched cost", "matched-cost"), Para(claims.MATCHED_COST), Table(
+            MATCHED, [Row({"task": text(f"{r['task']} ({r['suite']})"), "entry": text(r["entry"], True),
+                           "axis": text(f"{costs.AXES[r['axis']]} ({r['cost']:.2f})"),
+                           **{k: vs(r[k]) for k in frontier.KEYS}}, r["suite"], r["task"], r["entry"]) for r in rows],
+            "matched-cost")]
     return page
 
 

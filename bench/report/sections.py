@@ -8,7 +8,6 @@ beside its numbers it declares itself (``UQMethod.display_notes``); cost comes f
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 
 from .. import catalogue, claims
@@ -63,8 +62,8 @@ def entry_tables(jobs: list[dict], keys: tuple[str, ...], cost_keys: tuple[str, 
     keys = tuple(k for k in keys if any(k in j["metrics"] for j in jobs))
     columns = [ENTRY, Column("members", "M"), *([Column("seeds", "Seeds")] if seeds else []),
                *map(metric_column, keys), *(c for c in costs.COLUMNS if c.key in cost_keys)]
-    rows, group = metric_rows(jobs, keys, lambda js: {"members": text(js[0]["cost"].get("members", "")),
-                                                      "seeds": text(len(js)), **costs.ratio_cells(files, js)}), groups(jobs)
+    rows, group = metric_rows(jobs, keys, lambda js: {"members": text(js[0]["cost"].get("members", "")), "seeds": text(
+        len(js)), **costs.ratio_cells(files, js)}), groups(jobs)
     out: list[Block] = [Table(columns, [r for r in rows if not group[r.entry]], anchor)]
     for g in sorted(set(group.values()) - {""}):
         out += [Para(f"{g[0].upper() + g[1:]}, while the methods above start from the pretrained model: not these "
@@ -89,7 +88,8 @@ def detail_tables(jobs: list[dict], anchor: str) -> list[Block]:
             return Cell(" / ".join(p.text for p in parts), parts[0].value, parts[0].spread, parts[0].n)
 
         sources = "; ".join(sorted({shift_source(j.get("task_config", {})) for j in jobs}))
-        out += [Para(f"Covariate shift (mean over corruptions) per severity: accuracy / ECE / NLL. Corruptions: {sources}."),
+        out += [Para("Covariate shift (mean over corruptions) per severity: accuracy / ECE / NLL. "
+                     f"Corruptions: {sources}."),
                 Table([ENTRY, *(Column(s, f"severity {s.removeprefix('sev')}") for s in sevs)],
                       entry_rows(jobs, lambda js: {s: severity(js, s) for s in sevs}), f"{anchor}-shift")]
     return out
@@ -121,7 +121,7 @@ def differences(rows: list[dict], jobs: list[dict], anchor: str) -> list[Block]:
     if not rows:
         return []
     ref, found = rows[0]["reference_entry"], {(r["entry"], r["metric"]): interval(r) for r in rows}
-    columns = [ENTRY, *(Column(c.metric, c.name, c.higher) for c in claims.CLAIMS if c.metric in {r["metric"] for r in rows})]
+    columns = [ENTRY, *(Column(c.metric, c.name, c.higher) for c in claims.CLAIMS if c.metric in {k for _, k in found})]
     table = entry_rows([j for j in jobs if j["method"] in {r["entry"] for r in rows}],
                        lambda js: {c.key: found.get((js[0]["method"], c.key), Cell("–")) for c in columns[1:]})
     return [Para(f"Difference to `{ref}` (entry minus `{ref}`, paired by seed, 95 % interval as in the claims; "
@@ -135,9 +135,8 @@ def claim_anchor(suite: str, task: str, claim: str, entry: str, reference: str) 
 
 def claims_table(rows: list[dict], files: dict[str, list[dict]], suite: str, task: str) -> list[Block]:
     """The claims on one (suite, task): a row per (claim, Hydra entry), a cell per reference role."""
-    cells: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
-    for r in rows:
-        cells[(r["claim"], r["entry"])][r["reference"]] = r
+    cells = {(r["claim"], r["entry"]): {x["reference"]: x for x in rows if (x["claim"], x["entry"]) == (
+        r["claim"], r["entry"])} for r in rows}
     label = {r["entry"]: f"{r['entry']}: {r['variant']}{' ★' * r['headline_variant']}" for r in rows}
     table = Table([CLAIM, Column("entry", "Hydra entry"), *VS], [Row({
         "claim": text(claim), "entry": text(label[entry]),

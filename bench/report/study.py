@@ -158,14 +158,14 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
     out += _finetuning_alone({e: o for e, o in finals.items() if e != entry}, ref, ref_name, gap, key, kind)
     target, slices = _mean(tuning.on_rule_seeds(rec, ref), key), tuning.knob_slices(rec)
     for knob, cands in slices.items():
-        lo, hi = (f(cands, key=lambda c: _mean(c["_results"], key)) for f in (min, max))
+        lo, hi = ((_mean(c["_results"], key), tuning.knob_text(c["knobs"][knob])) for c in (
+            f(cands, key=lambda c: _mean(c["_results"], key)) for f in (min, max)))
         facts = "".join(f" ({title} {_fmt(min(v), 2)}–{_fmt(max(v), 2)})" for k, (title, _) in
                         declared(rec["method"]).items() if not any(map(math.isnan, v := [_fact(c["_results"], k)
                                                                                          for c in cands])))
-        out.append(f"`{knob}`: {kind} AUROC ranges {_fmt(_mean(lo['_results'], key))} (`{tuning.knob_text(lo['knobs'][knob])}`) to "
-                   f"{_fmt(_mean(hi['_results'], key))} (`{tuning.knob_text(hi['knobs'][knob])}`) against `{ref_name}`'s "
-                   f"{_fmt(target)} on the same seed(s): it "
-                   f"{'closes' if _mean(hi['_results'], key) >= target else 'does not close'} the gap{facts}.")
+        out.append(f"`{knob}`: {kind} AUROC ranges {_fmt(lo[0])} (`{lo[1]}`) to {_fmt(hi[0])} (`{hi[1]}`) against "
+                   f"`{ref_name}`'s {_fmt(target)} on the same seed(s): it "
+                   f"{'closes' if hi[0] >= target else 'does not close'} the gap{facts}.")
     if pending := [f"`{k}`" for k in rec["space"] if k not in slices]:
         out.append(f"Not yet measured (no candidates differing only there; the search resumes): {', '.join(pending)}.")
     return out
