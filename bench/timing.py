@@ -343,10 +343,16 @@ def between(f: dict, a: str, b: str, batch: str) -> tuple[float, float, float]:
     return median_interval([x / y for x, y in zip(rows[a][batch]["rounds_s"], rows[b][batch]["rounds_s"])])
 
 
+def entry_cost(files: list[dict], js: list[dict]) -> tuple[dict | None, dict | None]:
+    """The cost file of one entry's results (``js``: its jobs of one suite and task) and the
+    entry's ``ratios`` in it (None where the task has no cost file, or the file no such entry)."""
+    f = find(files, js[0]["suite"], js[0]["task"])
+    return f, ratios(f, costed_as(js)) if f else None
+
+
 def cost_of(files: list[dict], js: list[dict]) -> dict[str, float] | None:
     """The point ratio on each axis of one entry's results (None where its task has no cost file)."""
-    f = find(files, js[0]["suite"], js[0]["task"])
-    r = ratios(f, costed_as(js)) if f else None
+    r = entry_cost(files, js)[1]
     return {k: v[0] for k, v in r.items()} if r else None
 
 

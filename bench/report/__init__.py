@@ -1,13 +1,9 @@
 """The leaderboard, derived from the results folder alone (no training, no suite files).
 
 ``build`` reads every input (``inputs``), compares entries (``comparisons``), builds pages of
-tables (``sections``, ``study``, ``costs``) and draws figures (``figures``), then renders those
-same pages as Markdown (``markdown``: the headline ``leaderboard.md`` and the detail pages
-``<results>/reports/<page>.md``) and as one HTML page (``html``). It also writes
-``<results>/summary.csv`` and ``<results>/runs.json``. A result file that is unreadable or does
-not match the schema stops the report with its name before anything is written; the same inputs
-give byte-identical outputs.
-"""
+tables (``pages``, ``sections``, ``study``, ``costs``) and draws figures (``figures``), then
+renders those pages as Markdown (``markdown``) and as one HTML page (``html``). A damaged input
+stops the report before anything is written; the same inputs give byte-identical outputs."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
-"""The comparisons: the claims and the differences to the reference model, from result files,
-as rows of plain values that the sections turn into tables.
-
-Each difference is paired by seed with a 95 % interval (``intervals.Evidence.difference``); its
-``note`` says where the interval is not the full one. A reference role a suite lacks on a task
-is borrowed from another suite that ran the same task configuration
-(``claims.borrowed_references``).
-"""
+"""The comparisons, as rows of plain values that the sections turn into tables: the claims, the
+differences to the reference model and Hydra at matched cost. Each difference is paired by seed
+with a 95 % interval (``intervals.Evidence.difference``); its ``note`` says where the interval is
+not the full one, or that its reference is borrowed from another suite."""
 
 from __future__ import annotations
 
@@ -29,11 +25,10 @@ def claim_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
         for claim in (c for c in claims.CLAIMS if any(c.metric in j["metrics"] for j in sub)):  # e.g. no near-OOD set
             for h in sorted(variants, key=lambda e: (not variants[e][1], e)):
                 for ref in claims.REFERENCES:
-                    refs, test = roles.get(ref, []), claim.tests[ref]
-                    row = {"suite": suite, "task": task, "claim": claim.name, "metric": claim.metric,
-                           "higher_is_better": claim.higher, "entry": h, "variant": variants[h][0],
-                           "headline_variant": variants[h][1], "reference": ref,
-                           "reference_entry": refs[0] if len(refs) == 1 else "", "test": test.describe()}
+                    refs = roles.get(ref, [])
+                    row = {"suite": suite, "task": task, "claim": claim.name, "metric": claim.metric, "entry": h,
+                           "variant": variants[h][0], "headline_variant": variants[h][1], "reference": ref,
+                           "reference_entry": refs[0] if len(refs) == 1 else ""}
                     if len(refs) != 1:
                         why = f"ambiguous, entries {', '.join(refs)}" if refs else "no entry in this role on this task"
                         rows.append({**row, **no_difference(why), "verdict": "not measured"})
@@ -43,7 +38,8 @@ def claim_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
                     if refs[0] in lent:
                         fields["note"] = "; ".join(filter(None, [f"from suite `{refs[0].split('/')[0]}`, same task "
                                                                  "configuration", fields["note"]]))
-                    v = claims.verdict(test, fields["diff"], fields["lo"], fields["hi"], claim.higher, fields["seeds"])
+                    v = claims.verdict(claim.tests[ref], fields["diff"], fields["lo"], fields["hi"], claim.higher,
+                                       fields["seeds"])
                     rows.append({**row, **fields, "verdict": v if c else "not measured"})
     return rows
 
@@ -52,8 +48,7 @@ def single_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
     """Differences to the reference model of every other entry of one (suite, task), on each
     claim's metric: one row per (entry, metric). Empty without exactly one reference entry."""
     ref, by_entry = claims.reference_entry(jobs), claims.entries_by_role(jobs)[1]
-    return [{"entry": e, "reference_entry": ref, "claim": claim.name, "metric": claim.metric,
-             "higher_is_better": claim.higher, **c}
+    return [{"entry": e, "reference_entry": ref, "claim": claim.name, "metric": claim.metric, **c}
             for e in sorted(by_entry) if ref and e != ref for claim in claims.CLAIMS
             if (c := evidence.difference(by_entry[e], by_entry[ref], claim.metric))]
 

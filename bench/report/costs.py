@@ -1,9 +1,6 @@
 """Inference cost in the report: the ratio columns of the task tables, the cost page and the cost
-claims. Every ratio comes from a side-by-side cost file (``bench/timing.py``: the entries of one
-(suite, task) timed in one process, interleaved, each time ratio the median over rounds with its
-95 % interval); each job's own timing stays in its result as provenance only. The micro-benchmark
-of ``make cost-benchmark`` is shown beside them. A ``+TS`` variant costs what its entry costs.
-"""
+claims, every ratio from a side-by-side cost file (``bench/timing.py``; a job's own timing is
+provenance only), with the micro-benchmark of ``make cost-benchmark`` beside them."""
 
 from __future__ import annotations
 
@@ -28,21 +25,15 @@ def ratio(r: tuple[float, float, float]) -> Cell:
     return Cell(f"{v:.2f}" if lo == hi else f"{v:.2f} [{lo:.2f}, {hi:.2f}]", v, lo=lo, hi=hi)
 
 
-def _of(files: list[dict], js: list[dict]) -> tuple[dict | None, dict | None]:
-    """The CPU cost file of one entry's (suite, task) and the entry's ratios in it."""
-    f = timing.find(files, js[0]["suite"], js[0]["task"])
-    return f, timing.ratios(f, timing.costed_as(js)) if f else None
-
-
 def ratio_cells(files: list[dict], js: list[dict]) -> dict[str, Cell]:
     """Each cost column of one entry's row."""
-    r = _of(files, js)[1]
+    r = timing.entry_cost(files, js)[1]
     return {k: ratio(r[k]) if r else Cell("–") for k in AXES}
 
 
 def sentence(files: list[dict], entry: str, js: list[dict]) -> str | None:
     """How costly ``entry`` is next to the reference, for the headline's answer."""
-    f, r = _of(files, js)
+    f, r = timing.entry_cost(files, js)
     if not r:
         return None
     b = f["batch_sizes"]

@@ -22,7 +22,9 @@ from .inputs import ordered  # noqa: E402
 
 
 def save(fig, path: Path) -> None:
-    """Write ``fig`` as a PNG without a timestamp or version (the same inputs give the same bytes)."""
+    """Lay ``fig`` out and write it as a PNG without a timestamp or version (the same inputs give
+    the same bytes)."""
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
     plt.close(fig)
@@ -105,7 +107,6 @@ def make_all(root: Path, jobs: list[dict], files: list[dict], records: list[dict
     out: dict[tuple[str, str], dict[str, str]] = {}
 
     def draw(suite: str, task: str, name: str, fig) -> None:
-        fig.tight_layout()
         save(fig, root / "figures" / f"{suite}__{task}__{name}.png")
         out.setdefault((suite, task), {})[name] = f"figures/{suite}__{task}__{name}.png"
 

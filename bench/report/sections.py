@@ -1,19 +1,17 @@
 """The tables of one (suite, task): its entries with their metrics and cost ratios, OOD detection
 per set, shift per severity, differences to the reference, the claims with their intervals, the
-verdict matrix, and the answer in words.
-
-Which metrics, roles and claims appear is data (``catalogue``, ``claims``); what a method shows
-beside its numbers it declares itself (``UQMethod.display_notes``); cost comes from ``costs``.
-"""
+verdict matrix, and the answer in words. Which metrics, roles and claims appear is data
+(``catalogue``, ``claims``); what a method shows beside its numbers it declares itself."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from .. import catalogue, claims
 from . import costs
 from .inputs import by_entry, declared, ordered
-from .tables import Block, Bullets, Cell, Column, Heading, Para, Ref, Row, Table, bold_best, interval, slug, stat, text
+from .tables import Block, Bullets, Cell, Column, Heading, Para, Ref, Row, Table, interval, slug, stat, text
 
 MAIN = ("test/acc", "test/nll", "test/brier", "test/ece", "test/aurc", "ood_near/auroc_msp", "ood_far/auroc_msp",
         "ood_mean/fpr95_msp", "shift/mean/acc", "shift/mean/ece")
@@ -48,10 +46,14 @@ def metric_rows(jobs: list[dict], keys: tuple[str, ...],
                 more: Callable[[list[dict]], dict[str, Cell]] = lambda js: {}) -> list[Row]:
     """``entry_rows`` with the mean ± sd of each of ``keys`` (the best of the main table's entries
     bold) and the cells ``more(js)``."""
-    rows = entry_rows(jobs, lambda js: {**{k: stat([j["metrics"].get(k) for j in js]) for k in keys}, **more(js)})
-    group = groups(jobs)
-    for k in keys:
-        bold_best([r for r in rows if not group[r.entry]], k, catalogue.higher(k))
+    rows, group = entry_rows(jobs, lambda js: {**{k: stat([j["metrics"].get(k) for j in js]) for k in keys},
+                                               **more(js)}), groups(jobs)
+    for k, higher in ((k, catalogue.higher(k)) for k in keys):
+        have = [r for r in rows if not group[r.entry] and r.cells[k].value is not None]
+        if higher is not None and len(have) > 1:
+            best = (max if higher else min)(r.cells[k].value for r in have)
+            for r in (r for r in have if r.cells[k].value == best):
+                r.cells[k] = replace(r.cells[k], bold=True)
     return rows
 
 

@@ -1,12 +1,7 @@
-"""The study pages: tuning records, how each knob moves the metrics, and a conclusion written
-from the numbers.
-
-Inputs are files only: the tuning records ``<results>/tuning/<suite>/<task>/<entry>.json``
-(``bench/tuning.py``), the candidates' result files under ``<results>/tuning/runs/``, the suites'
-final results and the searches their plans declare. Test metrics appear here for reading; the
-choice was made on validation metrics alone, by the rule the record states. The reference (the
-model compared with) comes from the record, i.e. the suite file.
-"""
+"""The study pages, from the tuning records (``bench/tuning.py``), their candidates' results, the
+suites' final results and the searches their plans declare: each record, how each knob moves the
+metrics, and a conclusion written from the numbers. Test metrics appear for reading; the choice
+was made on validation metrics alone, against the reference the record names."""
 
 from __future__ import annotations
 
@@ -27,12 +22,9 @@ FAR = "ood_far/auroc_{}"
 PENDING = {"task": "Task", "entry": "Entry", "search": "Search", "knobs": "Knobs", "candidates": "Candidates"}
 
 
-def _mean(objs: list[dict], key: str) -> float:
-    return mean([o["metrics"].get(key) for o in objs])
-
-
-def _fact(objs: list[dict], key: str) -> float:
-    return mean([o.get("extra", {}).get(key) for o in objs])
+def _mean(objs: list[dict], key: str, field: str = "metrics") -> float:
+    """The mean of ``o[field][key]`` over the results ``objs`` that hold it."""
+    return mean([o.get(field, {}).get(key) for o in objs])
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -79,7 +71,6 @@ def figure(rec: dict, reference: list[dict], path: Path, chosen: list[dict] = ()
         ref += f"; red star: the chosen {rec['entry']}, mean ± sd over its {len(chosen)} seeds"
     fig.suptitle(f"{rec['task']} / {rec['entry']}: one knob at a time (test split, not used to choose){ref}",
                  fontsize=9)
-    fig.tight_layout()
     save(fig, path)
     return True
 
@@ -117,7 +108,7 @@ def record_blocks(rec: dict) -> list:
                  "objective": number(c["objective"], ".4f") if c["objective"] is not None else text(c["status"]),
                  **({"params_x": number(c.get("cost", {}).get("params", math.nan))} if costed else {}),
                  **{k: number(_mean(c["_results"], k), ".3f") for k in (*SHOWN, *far)},
-                 **{k: number(_fact(c["_results"], k)) for k in facts}},
+                 **{k: number(_mean(c["_results"], k, "extra")) for k in facts}},
                 rec["suite"], rec["task"], c["name"], rec["method"], tuple(o["_path"] for o in c["_results"]))
             for c in rec["candidates"]]
     return [Para(" ".join(words)), Links("Record", [(rec["_path"], Ref(file=rec["_path"]))]),
@@ -160,9 +151,8 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
     for knob, cands in slices.items():
         lo, hi = ((_mean(c["_results"], key), tuning.knob_text(c["knobs"][knob])) for c in (
             f(cands, key=lambda c: _mean(c["_results"], key)) for f in (min, max)))
-        facts = "".join(f" ({title} {_fmt(min(v), 2)}–{_fmt(max(v), 2)})" for k, (title, _) in
-                        declared(rec["method"]).items() if not any(map(math.isnan, v := [_fact(c["_results"], k)
-                                                                                         for c in cands])))
+        facts = "".join(f" ({title} {_fmt(min(v), 2)}–{_fmt(max(v), 2)})" for k, (title, _) in declared(
+            rec["method"]).items() if not any(map(math.isnan, v := [_mean(c["_results"], k, "extra") for c in cands])))
         out.append(f"`{knob}`: {kind} AUROC ranges {_fmt(lo[0])} (`{lo[1]}`) to {_fmt(hi[0])} (`{hi[1]}`) against "
                    f"`{ref_name}`'s {_fmt(target)} on the same seed(s): it "
                    f"{'closes' if hi[0] >= target else 'does not close'} the gap{facts}.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -148,16 +148,6 @@ def interval(r: dict, **kw) -> Cell:
         return Cell(f"{d:+.3f} [no interval]", d, **kw)
     mark = "†" if r["interval"] == "seeds only" else "‡" if r["seeds"] == 1 else ""
     return Cell(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]{mark}", d, lo=lo, hi=hi, **kw)
-
-
-def bold_best(rows: list[Row], key: str, higher: bool | None) -> None:
-    """Mark the best value of column ``key`` among ``rows`` (when more than one has a value)."""
-    values = [r.cells[key].value for r in rows if r.cells[key].value is not None]
-    if higher is not None and len(values) > 1:
-        best = (max if higher else min)(values)
-        for r in rows:
-            if r.cells[key].value == best:
-                r.cells[key] = replace(r.cells[key], bold=True)
 
 
 def find(pages: list[Page], anchor: str) -> Table:
