@@ -312,6 +312,12 @@ def summary(data: dict[str, Any]) -> str:
 
 # -- reading the cost files ---------------------------------------------------------------------
 TABLE = ("cpu", "float32")  # the (device, dtype) of the file whose ratios the leaderboard's tables show
+ABOUT = ("`python -m uqbench cost`: every entry of a (suite, task) built from its architecture with random weights "
+         "and timed in one process, interleaved round by round, on the same inputs and threads. Time × is the median "
+         "of the per-round ratios to the reference model with its 95 % interval; `control` is a second copy of the "
+         "reference (it must read 1.00, else the measurement is refused).")  # what a cost file holds, for readers
+ABOUT_BENCHMARK = ("`make cost-benchmark` (pytest-benchmark): the single model, a deep ensemble run member after "
+                   "member and fused Hydra on random weights, timed one after the other in one run.")
 
 
 def find(files: list[dict], suite: str, task: str, where: tuple[str, str] = TABLE) -> dict | None:

@@ -43,35 +43,28 @@ def sentence(files: list[dict], entry: str, js: list[dict]) -> str | None:
             f"at batch {b[1]} (95 % intervals over rounds).")
 
 
-def _file_table(f: dict) -> list:
-    where = (f["suite"], f["task"], f["device"], f["dtype"])
-    path, load, bs = timing.path("", *where).as_posix(), f["cpu_load"], f["batch_sizes"]
-    rows = []
-    for e in (e for e in f["entries"] if e["kind"] != "candidate"):
-        r = timing.ratios(f, e["name"])
-        cells = [text(e["name"], True), text(e["members"]), number(e["params_count"] / 1e6, ".3g"),
-                 ratio(r["params"]), number(e.get("analytic_flops", e["flops"]) / 1e6, ".4g"), ratio(r["flops"]),
-                 number(1000 * e["small"]["median_s"]), ratio(r["small"]),
-                 number(1000 * e["large"]["per_sample_s"], ".3f"), ratio(r["large"]),
-                 number(r["flops"][0] / r["large"][0]), number(e["peak_mem_mb"], ".0f")]
-        rows.append(Row(dict(zip(FILE, cells)), f["suite"], f["task"], e["name"], e["method"], (path,)))
-    return [Heading(2, f"`{f['task']}` ({f['suite']}), {f['device']} {f['dtype']}", slug("cost", *where)), Para(
-        f"{f['device_name']}, {f['threads'] or '–'} threads, batches {bs[0]} and {bs[1]}, {f['rounds'][0]} and "
-        f"{f['rounds'][1]} rounds; CPU load per core {load['start']:.2f} at the start and {load['end']:.2f} at the "
-        f"end; {sum(e['kind'] == 'candidate' for e in f['entries'])} tuning candidates timed beside the entries "
-        f"(on the frontiers); commit {f['provenance'].get('git_commit', '?')[:10]}."),
-        Table.of(FILE, rows, slug("cost-table", *where))]
-
-
 def page(files: list[dict], timings: list[timing.Timing]) -> Page:
     """The cost page: one table per side-by-side file, then the micro-benchmark."""
-    out = detail("cost", "Inference cost", Para(
-        "`python -m uqbench cost`: every entry of a (suite, task) built from its architecture with random weights and "
-        "timed in one process, interleaved round by round, on the same inputs and threads. Time × is the median of "
-        "the per-round ratios to the reference model with its 95 % interval; `control` is a second copy of the "
-        "reference (it must read 1.00, else the measurement is refused). Efficiency: the FLOP ratio over the time "
-        "ratio at the large batch (1: as fast as the arithmetic allows)."))
-    out.blocks += [b for f in files for b in _file_table(f)]
+    out = detail("cost", "Inference cost", Para(timing.ABOUT + " Efficiency: the FLOP ratio over the time ratio at the "
+                                                "large batch (1: as fast as the arithmetic allows)."))
+    for f in files:
+        where = (f["suite"], f["task"], f["device"], f["dtype"])
+        path, load, bs, rows = timing.path("", *where).as_posix(), f["cpu_load"], f["batch_sizes"], []
+        for e in (e for e in f["entries"] if e["kind"] != "candidate"):
+            r = timing.ratios(f, e["name"])
+            cells = [text(e["name"], True), text(e["members"]), number(e["params_count"] / 1e6, ".3g"),
+                     ratio(r["params"]), number(e.get("analytic_flops", e["flops"]) / 1e6, ".4g"), ratio(r["flops"]),
+                     number(1000 * e["small"]["median_s"]), ratio(r["small"]),
+                     number(1000 * e["large"]["per_sample_s"], ".3f"), ratio(r["large"]),
+                     number(r["flops"][0] / r["large"][0]), number(e["peak_mem_mb"], ".0f")]
+            rows.append(Row(dict(zip(FILE, cells)), f["suite"], f["task"], e["name"], e["method"], (path,)))
+        out.blocks += [Heading(2, f"`{f['task']}` ({f['suite']}), {f['device']} {f['dtype']}", slug("cost", *where)),
+                       Para(f"{f['device_name']}, {f['threads'] or '–'} threads, batches {bs[0]} and {bs[1]}, "
+                            f"{f['rounds'][0]} and {f['rounds'][1]} rounds; CPU load per core {load['start']:.2f} at "
+                            f"the start and {load['end']:.2f} at the end; "
+                            f"{sum(e['kind'] == 'candidate' for e in f['entries'])} tuning candidates timed beside "
+                            f"the entries (on the frontiers); commit {f['provenance'].get('git_commit', '?')[:10]}."),
+                       Table.of(FILE, rows, slug("cost-table", *where))]
     rows, one_name = [], claims.COST_BENCH_REFERENCE
     for (file, scale, batch), nets in timing.benchmark_runs(timings).items():
         one = nets.get(one_name)
@@ -81,10 +74,8 @@ def page(files: list[dict], timings: list[timing.Timing]) -> Page:
                      number(t.flops / one.flops if one else math.nan)]
             rows.append(Row(dict(zip(BENCH, cells)), entry=m, files=(file,)))
     if rows:
-        out.blocks += [Heading(2, "Micro-benchmark", "micro-benchmark"), Para(
-            "`make cost-benchmark` (pytest-benchmark): the single model, a deep ensemble run member after member and "
-            "fused Hydra on random weights, timed one after the other in one run."),
-            Table.of(BENCH, rows, "cost-bench")]
+        out.blocks += [Heading(2, "Micro-benchmark", "micro-benchmark"), Para(timing.ABOUT_BENCHMARK),
+                       Table.of(BENCH, rows, "cost-bench")]
     return out
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import catalogue, frontier
 from . import costs
 from .sections import MAIN
-from .tables import Block, Bullets, Cell, Heading, Links, Page, Para, Ref, Row
+from .tables import Block, Bullets, Cell, Heading, Links, Page, Para, Ref
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "leaderboard.html"
 PLOT_METRICS = (*MAIN[:5], f"ood_mean/auroc_{catalogue.DEFAULT_SCORE}", *MAIN[5:])
@@ -38,14 +38,6 @@ def _cell(c: Cell, href) -> str:
     return f'<td{f" id={chr(34)}{c.anchor}{chr(34)}" if c.anchor else ""}{value}>{out}</td>'
 
 
-def _row(r: Row, keys: list[str], href) -> str:
-    """A table row with its suite, task, entry and result files as data attributes."""
-    data = {"suite": r.suite, "task": r.task, "method": r.entry, "external": int(r.external),
-            "files": " ".join(href(Ref(file=f)) for f in r.files if f)}
-    return ("<tr" + "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in data.items() if v) + ">"
-            + "".join(_cell(r.cells[k], href) for k in keys) + "</tr>")
-
-
 def _block(b: Block, href) -> str:
     if isinstance(b, Heading):
         return f'<h{b.level}{f" id={chr(34)}{b.anchor}{chr(34)}" if b.anchor else ""}>{_prose(b.text)}</h{b.level}>'
@@ -56,9 +48,13 @@ def _block(b: Block, href) -> str:
     if isinstance(b, Links):
         return f"<p>{html.escape(b.label)}: " + " · ".join(
             f'<a href="{html.escape(href(r))}">{_prose(t)}</a>' for t, r in b.items) + "</p>"
-    keys = [c.key for c in b.columns]
     head = "".join(f'<th title="click to sort">{_prose(c.label)}</th>' for c in b.columns)
-    body = "".join(_row(r, keys, href) for r in b.rows)
+    body = ""
+    for r in b.rows:  # each row carries its suite, task, entry and result files as data attributes
+        data = {"suite": r.suite, "task": r.task, "method": r.entry, "external": int(r.external),
+                "files": " ".join(href(Ref(file=f)) for f in r.files if f)}
+        body += ("<tr" + "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in data.items() if v) + ">"
+                 + "".join(_cell(r.cells[c.key], href) for c in b.columns) + "</tr>")
     return f'<table class="sortable" id="{b.anchor}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 

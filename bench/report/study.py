@@ -190,22 +190,6 @@ def _selection_noise(rec: dict, chosen: list[dict]) -> list[str]:
                f"the data do not separate {'them' if close > 1 else 'it'} from the winner.")]
 
 
-def not_started(inputs: Inputs) -> dict[str, list]:
-    """Per study title, the searches the recorded plans declare that have no record yet."""
-    out: dict[str, list] = defaultdict(list)
-    for name, todo in tuning.not_started(inputs.plans, inputs.records).items():
-        t = inputs.plans[name]["tuning"]
-        out[t["title"]] += [
-            Para(f"Searches of suite `{name}` not started yet (rule: minimise {_rule(t['objective'])} on seed(s) "
-                 f"{', '.join(map(str, t['seeds']))}, validation data only; "
-                 f"`python -m uqbench tune --suite {name}` runs them):"),
-            Table.of(PENDING, [Row(dict(zip(PENDING, (
-                text(s["task"], True), text(f"{s['entry']} ({s['method']})"), text(s["search"]),
-                text(", ".join(s["knobs"])), text(s["candidates"])))), name, s["task"], s["entry"], s["method"])
-                for s in todo], slug("not-started", name))]
-    return out
-
-
 def across_blocks(rec: dict) -> list:
     """Each task's winner run on every task: its objective and rank there, and its mean rank."""
     columns = [Column("from", "Winner on"), *(Column(t, f"on {t}", False) for t in rec["tasks"]),
@@ -223,7 +207,18 @@ def across_blocks(rec: dict) -> list:
 
 def pages(inputs: Inputs) -> list[Page]:
     """One page per study title ('' titles none), with its figures drawn under ``figures/``."""
-    pending, out = not_started(inputs), []
+    pending: dict[str, list] = defaultdict(list)  # the searches the recorded plans declare that have no record yet
+    for name, todo in tuning.not_started(inputs.plans, inputs.records).items():
+        t = inputs.plans[name]["tuning"]
+        pending[t["title"]] += [
+            Para(f"Searches of suite `{name}` not started yet (rule: minimise {_rule(t['objective'])} on seed(s) "
+                 f"{', '.join(map(str, t['seeds']))}, validation data only; "
+                 f"`python -m uqbench tune --suite {name}` runs them):"),
+            Table.of(PENDING, [Row(dict(zip(PENDING, (
+                text(s["task"], True), text(f"{s['entry']} ({s['method']})"), text(s["search"]),
+                text(", ".join(s["knobs"])), text(s["candidates"])))), name, s["task"], s["entry"], s["method"])
+                for s in todo], slug("not-started", name))]
+    out = []
     for title in sorted({r["title"] for r in inputs.records} | set(pending)):
         page = detail(f"tuning-{slug(title)}", title, Para(
             "Each tuned entry's configuration is chosen by the stated rule on validation data; the test-split numbers "
