@@ -5,6 +5,7 @@ not the full one, or that its reference is borrowed from another suite."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from .. import catalogue, claims, frontier, timing
@@ -22,25 +23,24 @@ def claim_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
         lent_roles, lent = claims.borrowed_references(jobs, suite, task)
         roles, by_entry = {**roles, **lent_roles}, {**by_entry, **lent}
         variants = {e: claims.variant(by_entry[e][0]["params"]) for e in roles[claims.SUBJECT]}
-        for claim in (c for c in claims.CLAIMS if any(c.metric in j["metrics"] for j in sub)):  # e.g. no near-OOD set
-            for h in sorted(variants, key=lambda e: (not variants[e][1], e)):
-                for ref in claims.REFERENCES:
-                    refs = roles.get(ref, [])
-                    row = {"suite": suite, "task": task, "claim": claim.name, "metric": claim.metric, "entry": h,
-                           "variant": variants[h][0], "headline_variant": variants[h][1], "reference": ref,
-                           "reference_entry": refs[0] if len(refs) == 1 else ""}
-                    if len(refs) != 1:
-                        why = f"ambiguous, entries {', '.join(refs)}" if refs else "no entry in this role on this task"
-                        rows.append({**row, **no_difference(why), "verdict": "not measured"})
-                        continue
-                    c = evidence.difference(by_entry[h], by_entry[refs[0]], claim.metric)
-                    fields = c or no_difference("")
-                    if refs[0] in lent:
-                        fields["note"] = "; ".join(filter(None, [f"from suite `{refs[0].split('/')[0]}`, same task "
-                                                                 "configuration", fields["note"]]))
-                    v = claims.verdict(claim.tests[ref], fields["diff"], fields["lo"], fields["hi"], claim.higher,
-                                       fields["seeds"])
-                    rows.append({**row, **fields, "verdict": v if c else "not measured"})
+        for claim, h, ref in itertools.product(
+                [c for c in claims.CLAIMS if any(c.metric in j["metrics"] for j in sub)],  # e.g. no near-OOD set
+                sorted(variants, key=lambda e: (not variants[e][1], e)), claims.REFERENCES):
+            refs = roles.get(ref, [])
+            row = {"suite": suite, "task": task, "claim": claim.name, "metric": claim.metric, "entry": h,
+                   "variant": variants[h][0], "headline_variant": variants[h][1], "reference": ref,
+                   "reference_entry": refs[0] if len(refs) == 1 else ""}
+            if len(refs) != 1:
+                why = f"ambiguous, entries {', '.join(refs)}" if refs else "no entry in this role on this task"
+                rows.append({**row, **no_difference(why), "verdict": "not measured"})
+                continue
+            fields = (c := evidence.difference(by_entry[h], by_entry[refs[0]], claim.metric)) or no_difference("")
+            if refs[0] in lent:
+                fields["note"] = "; ".join(filter(None, [f"from suite `{refs[0].split('/')[0]}`, same task "
+                                                         "configuration", fields["note"]]))
+            v = claims.verdict(claim.tests[ref], fields["diff"], fields["lo"], fields["hi"], claim.higher,
+                               fields["seeds"])
+            rows.append({**row, **fields, "verdict": v if c else "not measured"})
     return rows
 
 
@@ -54,9 +54,8 @@ def single_rows(jobs: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
 
 
 def matched_rows(jobs: list[dict], files: list[dict], evidence: Evidence) -> list[dict[str, Any]]:
-    """Hydra at matched cost: per (suite, task) with a cost file, Hydra entry and cost axis, for each
-    of ``frontier.KEYS`` the best entry costing no more on that axis (``frontier.matched``) and
-    Hydra minus it, paired by seed with its 95 % interval; the verdict says whether Hydra is better."""
+    """Hydra at matched cost: per Hydra entry with a cost file and cost axis, Hydra minus the best entry
+    costing no more (``frontier.matched``) on each of ``frontier.KEYS``, and whether Hydra is better."""
     rows = []
     for suite, task in claims.claim_groups(jobs):
         roles, by_entry = claims.entries_by_role([j for j in jobs if j["suite"] == suite and j["task"] == task])

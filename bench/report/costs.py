@@ -7,10 +7,9 @@ from __future__ import annotations
 import math
 
 from .. import claims, timing
-from .tables import Cell, Column, Heading, Page, Para, Row, Table, detail, number, slug, text
+from .tables import Cell, Heading, Page, Para, Row, Table, detail, number, slug, text
 
 AXES = {"params": "Params ×", "flops": "FLOPs ×", "small": "Time × small batch", "large": "Time × large batch"}
-COLUMNS = [Column(k, t) for k, t in AXES.items()]  # ratios to the reference entry, side by side
 HEADLINE = ("params", "small", "large")  # the ratios the headline shows
 FILE = {"entry": "Method", "members": "M", "params": "Params (M)", "params_x": "Params ×", "mflops": "MFLOPs / sample",
         "flops_x": "FLOPs ×", "small": "ms, small batch", "small_x": "Time ×, small", "large": "ms / sample, large",
@@ -34,13 +33,10 @@ def ratio_cells(files: list[dict], js: list[dict]) -> dict[str, Cell]:
 def sentence(files: list[dict], entry: str, js: list[dict]) -> str | None:
     """How costly ``entry`` is next to the reference, for the headline's answer."""
     f, r = timing.entry_cost(files, js)
-    if not r:
-        return None
-    b = f["batch_sizes"]
     return (f"`{entry}` holds {r['params'][0]:.2f}× the parameters of `{f['reference']}` and computes "
             f"{r['flops'][0]:.2f}× its FLOPs; measured side by side ({f['device']}, {f['dtype']}, {f['threads']} "
-            f"threads) it takes {ratio(r['small']).text}× its time at batch {b[0]} and {ratio(r['large']).text}× "
-            f"at batch {b[1]} (95 % intervals over rounds).")
+            f"threads) it takes {ratio(r['small']).text}× its time at batch {f['batch_sizes'][0]} and "
+            f"{ratio(r['large']).text}× at batch {f['batch_sizes'][1]} (95 % intervals over rounds).") if r else None
 
 
 def page(files: list[dict], timings: list[timing.Timing]) -> Page:
@@ -82,8 +78,7 @@ def page(files: list[dict], timings: list[timing.Timing]) -> Page:
 def claim_rows(files: list[dict], timings: list[timing.Timing]) -> list[tuple[str, str, str, str]]:
     """The cost claims (claim, where, measured, verdict): per side-by-side file, each Hydra entry's
     time against the reference's (the paper's 1.07x, for bfloat16 on a GPU) and against Deep
-    Ensembles' (cheaper on every device), at both batch sizes with intervals over rounds; then the
-    micro-benchmark's bfloat16 runs."""
+    Ensembles' (cheaper on every device), at both batch sizes; then the micro-benchmark's bfloat16 runs."""
     rows, limit, gpu = [], claims.COST_RATIO * (1 + claims.COST_SLACK), False
     for f in files:
         named = [(claims.role_of({"method": e["method"], **e["params"]}), e["name"])

@@ -22,8 +22,7 @@ from .inputs import ordered  # noqa: E402
 
 
 def save(fig, path: Path) -> None:
-    """Lay ``fig`` out and write it as a PNG without a timestamp or version (the same inputs give
-    the same bytes)."""
+    """Lay ``fig`` out and write it as a PNG without a timestamp or version: same inputs, same bytes."""
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
@@ -44,8 +43,7 @@ def _pooled_test_probs(root: Path, jobs: list[dict]) -> tuple[np.ndarray, np.nda
 
 
 def _reliability(pooled: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
-    n = len(pooled)
-    cols = min(n, 4)
+    n, cols = len(pooled), min(len(pooled), 4)
     fig, axes = plt.subplots(math.ceil(n / cols), cols, figsize=(3 * cols, 3 * math.ceil(n / cols)), squeeze=False)
     for ax, (m, (p, y)) in zip(axes.flat, pooled.items()):
         c = metrics.reliability_curve(p, y)

@@ -15,8 +15,7 @@ from .tables import Bullets, Cell, Column, Heading, Links, Page, Para, Ref, Row,
 
 
 def headline(inputs: Inputs, details: list[Page]) -> Page:
-    """Per task of the suite of record: the compact table, the verdict matrix and the answer in
-    words; links to every detail page."""
+    """Per task of the suite of record: the compact table, the verdict matrix and the answer in words."""
     suite = inputs.record_suite()
     jobs = [j for j in inputs.jobs if j["suite"] == suite]
     seeds, score = sorted({j["seed"] for j in jobs}), catalogue.DEFAULT_SCORE
@@ -60,11 +59,10 @@ def missing_runs(plan: dict, jobs: list[dict], skipped: list[dict]) -> list[str]
 
 def unhashed(suite: str, jobs: list[dict]) -> list[Para]:
     """A line naming the results that predate checkpoint hashes in their provenance."""
-    if not (old := [j for j in jobs if "checkpoints" not in j["provenance"]]):
-        return []
+    old = [j for j in jobs if "checkpoints" not in j["provenance"]]
     return [Para(f"{len(old)} of {len(jobs)} results predate checkpoint hashes in their provenance: they do not record "
                  f"which checkpoints they started from (resuming the suite, `python -m uqbench run --suite {suite}`, "
-                 "reruns them).")]
+                 "reruns them).")] if old else []
 
 
 def suite_page(inputs: Inputs, suite: str, figures: dict) -> Page:
@@ -139,8 +137,7 @@ SLICES = {"task": "Task", "slice": "Slice", "acc": "Acc", "whole": "Whole set", 
 
 def slices_page(jobs: list[dict]) -> Page | None:
     """Each task trained on a slice of its training set (``train_per_class``) beside the same
-    reference model (same seed, every other setting equal) trained on the whole set, when a suite
-    holds that run."""
+    reference model (same seed, every other setting equal) trained on the whole set."""
     singles = [j for j in jobs if claims.job_role(j) == claims.REFERENCE]
     rest = lambda j: {k: v for k, v in j["task_config"].items() if k != "train_per_class"}  # noqa: E731
     rows = []

@@ -63,7 +63,7 @@ def entry_tables(jobs: list[dict], keys: tuple[str, ...], cost_keys: tuple[str, 
     declared group's entries get their own table and are never bold."""
     keys = tuple(k for k in keys if any(k in j["metrics"] for j in jobs))
     columns = [ENTRY, Column("members", "M"), *([Column("seeds", "Seeds")] if seeds else []),
-               *map(metric_column, keys), *(c for c in costs.COLUMNS if c.key in cost_keys)]
+               *map(metric_column, keys), *(Column(k, costs.AXES[k]) for k in cost_keys)]
     rows, group = metric_rows(jobs, keys, lambda js: {"members": text(js[0]["cost"].get("members", "")), "seeds": text(
         len(js)), **costs.ratio_cells(files, js)}), groups(jobs)
     out: list[Block] = [Table(columns, [r for r in rows if not group[r.entry]], anchor)]
@@ -155,15 +155,13 @@ def claims_table(rows: list[dict], files: dict[str, list[dict]], suite: str, tas
 def verdict_matrix(rows: list[dict], suite: str, task: str) -> tuple[str, Table]:
     """Claim x reference for the task's first Hydra entry (the paper's variant first): one mark
     per cell, linking to its cell of the claims table on the suite's page."""
-    entry = rows[0]["entry"]
-
-    def mark(r: dict) -> Cell:
-        return Cell(MARKS[r["verdict"]], r["diff"], n=r["seeds"], lo=r["lo"], hi=r["hi"],
-                    link=Ref(suite, claim_anchor(suite, task, r["claim"], entry, r["reference"])))
-
-    return entry, Table([CLAIM, *VS], [Row({"claim": text(c), **{r["reference"]: mark(r) for r in rows if (
-        r["entry"], r["claim"]) == (entry, c)}}, suite, task, entry, claims.SUBJECT)
-        for c in dict.fromkeys(r["claim"] for r in rows)], slug("verdicts", suite, task))
+    entry, table = rows[0]["entry"], Table([CLAIM, *VS], [], slug("verdicts", suite, task))
+    for c in dict.fromkeys(r["claim"] for r in rows):
+        table.rows.append(Row({"claim": text(c), **{r["reference"]: Cell(
+            MARKS[r["verdict"]], r["diff"], n=r["seeds"], lo=r["lo"], hi=r["hi"],
+            link=Ref(suite, claim_anchor(suite, task, c, entry, r["reference"])))
+            for r in rows if (r["entry"], r["claim"]) == (entry, c)}}, suite, task, entry, claims.SUBJECT))
+    return entry, table
 
 
 def answer(rows: list[dict], table: Table, entry: str, jobs: list[dict], files: list[dict]) -> list[str]:

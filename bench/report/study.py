@@ -66,9 +66,8 @@ def figure(rec: dict, reference: list[dict], path: Path, chosen: list[dict] = ()
                 ax.set_title(knob, fontsize=9)
             if j == 0:
                 ax.set_ylabel(catalogue.title(key), fontsize=9)
-    ref = f"; dashed: {rec['reference']} on the same seeds" if reference else ""
-    if len(chosen) > 1:
-        ref += f"; red star: the chosen {rec['entry']}, mean ± sd over its {len(chosen)} seeds"
+    ref = (f"; dashed: {rec['reference']} on the same seeds" if reference else "") + (
+        f"; red star: the chosen {rec['entry']}, mean ± sd over its {len(chosen)} seeds" if len(chosen) > 1 else "")
     fig.suptitle(f"{rec['task']} / {rec['entry']}: one knob at a time (test split, not used to choose){ref}",
                  fontsize=9)
     save(fig, path)
@@ -116,9 +115,8 @@ def record_blocks(rec: dict) -> list:
 
 
 def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
-    """Plain words from the numbers: the chosen entry against the reference on test data (while
-    the search is incomplete, its best candidate so far on the candidates' seeds), and for each
-    candidate cause of a gap in OOD detection, whether a run closed it."""
+    """Plain words from the numbers: the chosen entry (or the best candidate so far) against the
+    reference on test data, and for each candidate cause of a gap in OOD detection, whether a run closed it."""
     entry, ref_name = rec["entry"], rec.get("reference")
     mine, ref, who = finals.get(entry, []), finals.get(ref_name, []), f"the chosen `{entry}`"
     if not mine:
@@ -138,14 +136,13 @@ def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
            + f" ({gap:+.3f}).", *_selection_noise(rec, finals.get(entry, []))]
     if not gap < 0:
         return out + [f"It does not trail the reference on {kind} detection here."]
-    best, ref_best = (max(SCORES, key=lambda s: _mean(objs, ood.format(s))) for objs in (mine, ref))
+    (best, a), (ref_best, b) = (max(((s, _mean(objs, ood.format(s))) for s in SCORES), key=lambda t: t[1])
+                                for objs in (mine, ref))
     mi = _mean(mine, ood.format("mi"))
-    out.append(f"OOD score: with each model's best score, {_fmt(_mean(mine, ood.format(best)))} (`{best}`) vs "
-               f"{_fmt(_mean(ref, ood.format(ref_best)))} (`{ref_best}`); mutual information gives {_fmt(mi)} "
-               "(0.5 = chance), so " + ("the choice of score closes the gap."
-                                        if _mean(mine, ood.format(best)) >= _mean(ref, ood.format(ref_best)) else
-                                        "no score closes the gap" + ("; the members' disagreement is close to chance "
-                                                                     "as an OOD signal." if mi < 0.55 else ".")))
+    out.append(f"OOD score: with each model's best score, {_fmt(a)} (`{best}`) vs {_fmt(b)} (`{ref_best}`); mutual "
+               f"information gives {_fmt(mi)} (0.5 = chance), so " + (
+                   "the choice of score closes the gap." if a >= b else "no score closes the gap"
+                   + ("; the members' disagreement is close to chance as an OOD signal." if mi < 0.55 else ".")))
     out += _finetuning_alone({e: o for e, o in finals.items() if e != entry}, ref, ref_name, gap, key, kind)
     target, slices = _mean(tuning.on_rule_seeds(rec, ref), key), tuning.knob_slices(rec)
     for knob, cands in slices.items():
