@@ -46,6 +46,7 @@ class Inputs:
         return claim_rows(self.jobs, self.evidence)
 
     def claims_on(self, suite: str, task: str) -> list[dict]:
+        """The claim rows of one (suite, task)."""
         return [r for r in self.claims if r["suite"] == suite and r["task"] == task]
 
 
