@@ -145,8 +145,33 @@ SOURCE = ("the paper states that Hydra matches or surpasses Deep Ensembles in UQ
           "that model, including when the single model is given the same extra training (`single-ft`) or a "
           "temperature fitted on validation data (`single +TS`, free at inference)")
 
+METHOD = "README, 'What the leaderboard reports'"  # where intervals, verdicts and cost are explained once
+
+
+def how_checked() -> str:
+    """How the claims are checked, in words generated from the data above, for the claims page."""
+    check = f"`{CHECK_SUITE}`"
+    return (f"Claims of {PAPER} checked against this benchmark's own result files: {SOURCE}. For every task with a "
+            f"Hydra entry (suites ordered {' > '.join(SUITE_RANK)}; {check} only where nothing else ran), each cell is "
+            "Hydra minus the reference, its 95 % interval and the verdict (intervals and the verdict rule: "
+            f"{METHOD}). Roles come from each result's registered method and hyper-parameters, never from the "
+            f"entry's name: {'; '.join(f'{r.label}, {r.description}' for r in ROLES)}. A Hydra entry is labelled with "
+            "its head-scoring criterion and the hyper-parameters it changes from the registry's defaults "
+            f"({defaults(SUBJECT)}), *{DEFAULT_RECIPE}* where it changes none; a suite's tuned entry is chosen on "
+            f"validation data. The paper's headline numbers are for {VARIANTS[HEADLINE_VARIANT]} (marked ★). Small "
+            f"CPU budgets train far from convergence: read verdicts from {check} as a pipeline check.")
+
+
 COST_CLAIM = "Inference cost close to one model: 1.07x the single model's latency in bfloat16"
+COST_RATIO, COST_SLACK = 1.07, 0.10  # the paper's ratio, and the relative slack before a measurement counts against it
 COST_VS_ENSEMBLE = "Inference cost below Deep Ensembles': less time than theirs"
+COST_RULE = ("Cost claims read the side-by-side cost files (cost page): each ratio is the median of the per-round "
+             "time ratios with its 95 % interval; a claim holds where the whole interval lies within it at both "
+             "batch sizes.")
+MATCHED_COST = ("For each Hydra entry and cost axis (its ratio to the single model in brackets), the best other entry "
+                "on each metric among those that cost no more on that axis (`+TS` variants included, other Hydra "
+                "entries not), and Hydra minus it with its 95 % interval; the verdict is that of the claim that Hydra "
+                "is better.")
 ZERO_SHOT_TASK = "imagenet-zeroshot-clip"  # task kind of the zero-shot claim
 ZERO_SHOT_CLAIM = "Zero-shot ImageNet-1k with CLIP: Hydra (Circ) improves UQ over the zero-shot model"
 # network names in the cost micro-benchmark files (tests/test_cost_benchmark.py)
@@ -221,3 +246,34 @@ def reference_entry(jobs: list[dict]) -> str | None:
     """The entry in the reference role among ``jobs`` of one (suite, task), if exactly one."""
     refs = entries_by_role(jobs)[0].get(REFERENCE, [])
     return refs[0] if len(refs) == 1 else None
+
+
+def claim_groups(jobs: list[dict]) -> list[tuple[str, str]]:
+    """Every (suite, task) with a Hydra entry, most authoritative suite first; ``CHECK_SUITE`` only
+    for tasks that no other suite has."""
+    pairs = {(j["suite"], j["task"]) for j in jobs}
+    pairs = [(s, t) for s, t in pairs if SUBJECT in entries_by_role([j for j in jobs if (j["suite"], j["task"]) == (s, t)])[0]]
+    beyond = {t for s, t in pairs if s != CHECK_SUITE}
+    return sorted(((s, t) for s, t in pairs if s != CHECK_SUITE or t not in beyond),
+                  key=lambda st: (st[1], suite_rank(st[0]), st[0]))
+
+
+def borrowed_references(jobs: list[dict], suite: str, task: str) -> tuple[dict[str, list[str]], dict[str, list[dict]]]:
+    """Reference roles that (suite, task) lacks, filled from the most authoritative other suite
+    whose entry in that role ran ``task`` on a task configuration of this suite: ({role: [label]},
+    {label: jobs}), the label naming the suite. Pairing still checks configuration and test
+    samples seed by seed."""
+    configs = [j["task_config"] for j in jobs if j["suite"] == suite and j["task"] == task]
+    have = entries_by_role([j for j in jobs if j["suite"] == suite and j["task"] == task])[0]
+    others = sorted({j["suite"] for j in jobs if j["task"] == task} - {suite}, key=lambda s: (suite_rank(s), s))
+    roles: dict[str, list[str]] = {}
+    by_label: dict[str, list[dict]] = {}
+    for ref in (r for r in REFERENCES if not have.get(r)):
+        for other in others:
+            found, by_entry = entries_by_role([j for j in jobs if j["suite"] == other and j["task"] == task
+                                               and j["task_config"] in configs])
+            if len(found.get(ref, [])) == 1:
+                label = f"{other}/{found[ref][0]}"
+                roles[ref], by_label[label] = [label], by_entry[found[ref][0]]
+                break
+    return roles, by_label

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
+import pandas as pd
 
 SCHEMA_VERSION = 1
 
@@ -71,6 +72,23 @@ def read_plans(root: Path) -> dict[str, dict[str, Any]]:
             out[path.stem] = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ResultError(f"{path}: unreadable plan ({type(e).__name__}: {e})") from None
+    return out
+
+
+def missing(plan: dict[str, Any], jobs: list[dict], skipped: list[dict]) -> list[tuple[str, str | None, list[int]]]:
+    """The jobs a suite's recorded ``plan`` asks for that have neither a result among ``jobs`` nor a
+    skip record: (task, entry, seeds), the entry None where every entry misses every seed."""
+    done = {(j["task"], j["method"], j["seed"]) for j in jobs}
+    skip_task = {k["task"] for k in skipped if not k.get("method")}
+    skip_job = {(k["task"], k["method"]) for k in skipped if k.get("method")}
+    out: list[tuple[str, str | None, list[int]]] = []
+    for t in (t for t in plan.get("tasks", []) if t["name"] not in skip_task):
+        todo = {m: v for m in plan["entries"] if (t["name"], m) not in skip_job
+                and (v := [s for s in t["seeds"] if (t["name"], m, s) not in done])}
+        if len(todo) == len(plan["entries"]) and all(len(v) == len(t["seeds"]) for v in todo.values()):
+            out.append((t["name"], None, t["seeds"]))
+        else:
+            out += [(t["name"], m, v) for m, v in todo.items()]
     return out
 
 
@@ -197,6 +215,11 @@ def provenance(device: str) -> dict[str, Any]:
     return out
 
 
+def device(obj: dict[str, Any]) -> str:
+    """The accelerator a result ran on (e.g. ``NVIDIA H200``) as its provenance names it, else its device."""
+    return obj["provenance"].get("accelerator") or obj["provenance"].get("device", "?")
+
+
 def save_logits(path: Path, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> None:
     arrays = {f"logits|{k}": v.astype(np.float16) for k, v in logits.items()}
     arrays.update({f"labels|{k}": v.astype(np.int16) for k, v in labels.items()})
@@ -222,3 +245,27 @@ def logits_location(root: Path, ref: str) -> Path:
     if ref.startswith("cache:"):
         return cache_root() / "logits" / ref.removeprefix("cache:")
     return root / ref
+
+
+# -- indexes of a results folder ------------------------------------------------------------
+def summary_csv(jobs: list[dict]) -> str:
+    """One row per result (``_path``: its file under the results folder; post-processed variants
+    left out): its identity, provenance, metrics, cost and wall times."""
+    fixed = ["suite", "task", "method", "seed", "members", "device", "commit", "file"]
+    df = pd.DataFrame([{"suite": j["suite"], "task": j["task"], "method": j["method"], "seed": j["seed"],
+                        "members": j["cost"].get("members", math.nan), "device": device(j),
+                        "commit": j["provenance"].get("git_commit", "")[:10], "file": j["_path"], **j["metrics"],
+                        **{f"cost/{k}": v for k, v in j["cost"].items()},
+                        **{f"wall/{k}": v for k, v in j["wall"].items()}}
+                       for j in jobs if "post_hoc" not in j])
+    if not df.empty:
+        df = df[fixed + sorted(c for c in df.columns if c not in fixed)].sort_values(fixed[:4])
+    return df.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+
+
+def runs_json(jobs: list[dict], skipped: list[dict]) -> str:
+    """Every result and skip record, with its provenance and ``file`` (its path under the results folder)."""
+    clean = lambda obj: {"file": obj["_path"], **{k: v for k, v in obj.items() if k != "_path"}}  # noqa: E731
+    doc = {"schema": SCHEMA_VERSION, "runs": [clean(j) for j in jobs if "post_hoc" not in j],
+           "skipped": [clean(s) for s in skipped]}
+    return json.dumps(doc, indent=1, sort_keys=True) + "\n"

@@ -33,15 +33,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from scipy.stats import binom
 from torch import nn
 
 from .. import methods
 from ..methods import flops
-from . import claims, cost, results, tuning
+from . import calibration, claims, cost, results, tuning
 from .suite import MethodEntry, Suite
 
 CONTROL = "control"  # the second copy of the reference
@@ -309,3 +310,91 @@ def summary(data: dict[str, Any]) -> str:
                      f"{r['params_count'] / ref['params_count']:>9.2f}")
     return "\n".join(lines)
 
+
+
+# -- reading the cost files ---------------------------------------------------------------------
+TABLE = ("cpu", "float32")  # the (device, dtype) of the file whose ratios the leaderboard's tables show
+ABOUT = ("`python -m uqbench cost`: every entry of a (suite, task) built from its architecture with random weights "
+         "and timed in one process, interleaved round by round, on the same inputs and threads. Time × is the median "
+         "of the per-round ratios to the reference model with its 95 % interval; `control` is a second copy of the "
+         "reference (it must read 1.00, else the measurement is refused).")  # what a cost file holds, for readers
+ABOUT_BENCHMARK = ("`make cost-benchmark` (pytest-benchmark): the single model, a deep ensemble run member after "
+                   "member and fused Hydra on random weights, timed one after the other in one run.")
+
+
+def find(files: list[dict], suite: str, task: str, where: tuple[str, str] = TABLE) -> dict | None:
+    """The cost file of (suite, task) measured on ``where`` (device, dtype), or None."""
+    return next((f for f in files if (f["suite"], f["task"], f["device"], f["dtype"]) == (suite, task, *where)), None)
+
+
+def costed_as(js: list[dict]) -> str:
+    """The entry whose networks a result runs (a post-processed variant runs its entry's)."""
+    return js[0]["method"].removesuffix(calibration.SUFFIX) if js[0].get("post_hoc") else js[0]["method"]
+
+
+def ratios(f: dict, name: str) -> dict[str, tuple[float, float, float]] | None:
+    """(ratio, lo, hi) to the file's reference on each axis (params, flops, small, large: the time
+    at either batch, with its interval over rounds; params and FLOPs are exact), or None."""
+    rows = {r["name"]: r for r in f["entries"]}
+    if name not in rows:
+        return None
+    me, ref = rows[name], rows[f["reference"]]
+    p, fl = (me.get(k, me[alt]) / ref.get(k, ref[alt]) for k, alt in (("analytic_params", "params_count"),
+                                                                     ("analytic_flops", "flops")))
+    return {"params": (p, p, p), "flops": (fl, fl, fl), **{b: (me[b]["ratio"], me[b]["lo"], me[b]["hi"])
+                                                             for b in ("small", "large")}}
+
+
+def between(f: dict, a: str, b: str, batch: str) -> tuple[float, float, float]:
+    """Entry ``a``'s time over entry ``b``'s at ``batch``, round by round: median and 95 % interval."""
+    rows = {r["name"]: r for r in f["entries"]}
+    return median_interval([x / y for x, y in zip(rows[a][batch]["rounds_s"], rows[b][batch]["rounds_s"])])
+
+
+def entry_cost(files: list[dict], js: list[dict]) -> tuple[dict | None, dict | None]:
+    """The cost file of one entry's results (``js``: its jobs of one suite and task) and the
+    entry's ``ratios`` in it (None where the task has no cost file, or the file no such entry)."""
+    f = find(files, js[0]["suite"], js[0]["task"])
+    return f, ratios(f, costed_as(js)) if f else None
+
+
+def cost_of(files: list[dict], js: list[dict]) -> dict[str, float] | None:
+    """The point ratio on each axis of one entry's results (None where its task has no cost file)."""
+    r = entry_cost(files, js)[1]
+    return {k: v[0] for k, v in r.items()} if r else None
+
+
+class Timing(NamedTuple):
+    """One network's median in a micro-benchmark file (``make cost-benchmark``: ``<root>/cost/*.json``)."""
+
+    file: str
+    device: str
+    dtype: str
+    scale: str
+    batch: int
+    method: str
+    median_s: float
+    flops: float
+
+
+def load_timings(root: Path) -> list[Timing]:
+    """Every timing in ``root/cost/*.json``; a malformed file raises ``ResultError`` naming it."""
+    out = []
+    for p in sorted((root / "cost").glob("*.json")):
+        name = str(p.relative_to(root))
+        try:
+            for b in json.loads(p.read_text())["benchmarks"]:
+                par, info = b["params"], b["extra_info"]
+                out.append(Timing(name, str(info["device"]), str(info["dtype"]), str(par["scale"]), int(par["batch"]),
+                                  str(par["name"]), float(b["stats"]["median"]), float(info.get("flops", np.nan))))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise results.ResultError(f"{name}: not a cost-benchmark file ({type(e).__name__}: {e})") from e
+    return out
+
+
+def benchmark_runs(timings: list[Timing]) -> dict[tuple[str, str, int], dict[str, Timing]]:
+    """The timings by (file, backbone scale, batch) in that order, then by network: those timed side by side."""
+    out: dict[tuple[str, str, int], dict[str, Timing]] = {}
+    for t in timings:
+        out.setdefault((t.file, t.scale, t.batch), {})[t.method] = t
+    return dict(sorted(out.items()))

@@ -60,6 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import methods
 from . import cost, results
 
@@ -233,6 +235,24 @@ def candidate_count(space: Space, task: str) -> int:
 
 
 # -- reading a record -----------------------------------------------------------------------
+def load_records(root: Path) -> list[dict]:
+    """Every tuning record under ``root``, with its ``_path`` relative to ``root`` and each
+    candidate's result files (``_results``, each with its ``_path``)."""
+    records = []
+    for path in sorted((root / "tuning").glob("*/*/*.json")):
+        rec = {**json.loads(path.read_text()), "_path": str(path.relative_to(root))}
+        for c in rec["candidates"]:
+            base = root / "tuning" / "runs" / rec["suite"] / rec["task"] / c["name"]
+            c["_results"] = [{**results.read(p), "_path": str(p.relative_to(root))} for p in sorted(base.glob("seed*.json"))]
+        records.append(rec)
+    return records
+
+
+def load_across(root: Path) -> list[dict]:
+    """Every record of winners run across tasks (``across_tasks``) under ``root``."""
+    return [json.loads(p.read_text()) for p in sorted((root / "tuning").glob("*/*.across-tasks.json"))]
+
+
 def knob_slices(rec: dict) -> dict[str, list[dict]]:
     """Per knob, the candidates of a record (those with results, ``_results``) that differ only in
     that knob: the largest such group, the winner's where there is a tie, ordered as the knob's
@@ -268,6 +288,50 @@ def at_the_edge(rec: dict) -> list[tuple[str, float, str, list[float]]]:
                 out.append((knob if field is None else f"{knob}.{field}", x,
                             "smallest" if x == min(tried) else "largest", sorted(tried)))
     return out
+
+
+def knob_text(value: Any, sep: str = ", ") -> str:
+    """A knob's value as written: a table-valued knob by its fields (``a=1, b=2``)."""
+    return sep.join(f"{k}={x}" for k, x in value.items()) if isinstance(value, dict) else str(value)
+
+
+def label(knobs: dict, start: dict | None = None) -> str:
+    """A candidate by the knobs where it differs from the search's starting point ``start``."""
+    return ", ".join(knob_text(v) if isinstance(v, dict) else f"{k}={v}" for k, v in knobs.items()
+                     if v != (start or {}).get(k)) or "start"
+
+
+def on_rule_seeds(rec: dict, objs: list[dict]) -> list[dict]:
+    """The results among ``objs`` on the seeds the record's candidates were compared on."""
+    return [o for o in objs if o["seed"] in rec["rule"]["seeds"]]
+
+
+def best_so_far(rec: dict) -> tuple[dict | None, int]:
+    """The candidate with the lowest objective among those with results, and how many those are."""
+    done = [c for c in rec["candidates"] if c["objective"] is not None and c["_results"]]
+    return min(done, key=lambda c: c["objective"], default=None), len(done)
+
+
+def selection_noise(rec: dict, chosen: list[dict]) -> dict[str, Any] | None:
+    """A yardstick for the choice: how many candidates have an objective and how far apart those
+    lie (``span``), the standard deviation of the chosen configuration's objective over its
+    results ``chosen`` (``sd``, over that many ``seeds``), and how many other candidates lie within
+    it of the winner (``close``). None without a winner, two candidates' objectives or two seeds."""
+    per_seed = [v for o in chosen if (v := objective_value(o.get("val_metrics", {}), rec["rule"]["objective"]))
+                is not None]
+    objs, win = [c["objective"] for c in rec["candidates"] if c["objective"] is not None], rec.get("winner")
+    if len(per_seed) < 2 or len(objs) < 2 or not win:
+        return None
+    sd = float(np.std(per_seed, ddof=1))
+    return {"candidates": len(objs), "span": max(objs) - min(objs), "sd": sd, "seeds": len(per_seed),
+            "close": sum(1 for v in objs if v - win["objective"] <= sd) - 1}
+
+
+def not_started(plans: dict[str, dict], records: list[dict]) -> dict[str, list[dict]]:
+    """Per suite, the searches its recorded plan declares that have no record among ``records``."""
+    have = {(r["suite"], r["task"], r["entry"]) for r in records}
+    return {name: todo for name, plan in sorted(plans.items()) if (todo := [
+        s for s in plan.get("tuning", {}).get("searches", []) if (name, s["task"], s["entry"]) not in have])}
 
 
 # -- running a tuning ---------------------------------------------------------------------

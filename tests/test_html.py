@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uqbench.bench import claims, external, intervals
-from uqbench.bench.report import all_pages, html, inputs, runs_json
+from uqbench.bench import claims, external, frontier, intervals, results
+from uqbench.bench.report import all_pages, html, inputs
 from uqbench.bench.report.tables import Table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def board(tmp_path_factory):
     page = tmp / "leaderboard.html"
     page.write_text(html.render(made, found.jobs, found.costs, page, REPO / "results",
                                 (claims.RECORD_SUITE, "cifar10-vit")))
-    (tmp / "runs.json").write_text(runs_json(found.jobs, found.skipped))
+    (tmp / "runs.json").write_text(results.runs_json(found.jobs, found.skipped))
     return made, page, found.jobs, found.costs
 
 
@@ -75,7 +75,7 @@ def test_runs_export_has_every_record_with_provenance(board):
 
 def test_plot_points_are_means_over_seeds(board):
     _, _, jobs, files = board
-    points = {(p["suite"], p["task"], p["method"]): p for p in html.plot_points(jobs, files)}
+    points = {(p["suite"], p["task"], p["method"]): p for p in frontier.plot_points(jobs, files, html.PLOT_METRICS)}
     p = points[("standard", "digits", "hydra")]
     mine = [j for j in jobs if (j["suite"], j["task"], j["method"]) == ("standard", "digits", "hydra")]
     assert p["seeds"] == sorted(j["seed"] for j in mine)
@@ -203,7 +203,7 @@ def test_browser_plot_draws_points_with_tooltips(loaded, board, tmp_path):
 
     Select(loaded.find_element(By.ID, "p-panel")).select_by_value("standard\u0001digits")
     Select(loaded.find_element(By.ID, "p-y")).select_by_value("ood_mean/auroc_msp")
-    points = [p for p in html.plot_points(board[2], board[3]) if (p["suite"], p["task"]) == ("standard", "digits")]
+    points = [p for p in frontier.plot_points(board[2], board[3], html.PLOT_METRICS) if (p["suite"], p["task"]) == ("standard", "digits")]
     drawn = [p for p in points if "params" in p["cost"] and "ood_mean/auroc_msp" in p["metrics"]]
     circles = loaded.find_elements(By.CSS_SELECTOR, "#scatter circle")
     assert len(circles) == len(drawn) > 3

@@ -1,11 +1,8 @@
 """The leaderboard as one self-contained HTML page, drawn from the same pages and tables as the
-Markdown: it opens on the headline, each detail page one click away (an in-page section). Each
-table row carries its suite, task, entry and result files (a click on a cell lists them); each
-cell its value for sorting. The quality-against-cost plot is drawn in the browser from per-entry
-means computed here, opening on the suite of record's first task. Styles and scripts are inline
-(``templates/leaderboard.html``): no network, no other file, and the same inputs give the same
-bytes.
-"""
+Markdown: the headline, each detail page one click away. Each row carries its suite, task, entry
+and result files, each cell its value for sorting; the quality-against-cost plot is drawn in the
+browser from ``frontier.plot_points``, opening on the suite of record's first task. Styles and
+scripts are inline (``templates/leaderboard.html``): no network, and the same bytes each time."""
 
 from __future__ import annotations
 
@@ -14,17 +11,12 @@ import json
 import math
 import os
 import re
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from .. import catalogue
+from .. import catalogue, frontier
 from . import costs
-from .inputs import device
 from .sections import MAIN
-from .tables import Block, Bullets, Cell, Heading, Links, Page, Para, Ref, Row
+from .tables import Block, Bullets, Cell, Heading, Links, Page, Para, Ref
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "leaderboard.html"
 PLOT_METRICS = (*MAIN[:5], f"ood_mean/auroc_{catalogue.DEFAULT_SCORE}", *MAIN[5:])
@@ -37,10 +29,6 @@ def _prose(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
 
 
-def _attrs(**kv: object) -> str:
-    return "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in kv.items() if v)
-
-
 def _cell(c: Cell, href) -> str:
     out = f"<code>{html.escape(c.text)}</code>" if c.code else html.escape(c.text)
     out = f"<b>{out}</b>" if c.bold and out else out
@@ -48,12 +36,6 @@ def _cell(c: Cell, href) -> str:
     out += f"{' ' if out else ''}<b>{html.escape(c.verdict)}</b>" if c.verdict else ""
     value = "" if c.value is None or math.isnan(c.value) else f' data-value="{c.value:.6g}"'
     return f'<td{f" id={chr(34)}{c.anchor}{chr(34)}" if c.anchor else ""}{value}>{out}</td>'
-
-
-def _row(r: Row, keys: list[str], href) -> str:
-    files = " ".join(href(Ref(file=f)) for f in r.files if f)
-    return (f"<tr{_attrs(suite=r.suite, task=r.task, method=r.entry, external=int(r.external), files=files)}>"
-            + "".join(_cell(r.cells[k], href) for k in keys) + "</tr>")
 
 
 def _block(b: Block, href) -> str:
@@ -66,38 +48,14 @@ def _block(b: Block, href) -> str:
     if isinstance(b, Links):
         return f"<p>{html.escape(b.label)}: " + " · ".join(
             f'<a href="{html.escape(href(r))}">{_prose(t)}</a>' for t, r in b.items) + "</p>"
-    keys = [c.key for c in b.columns]
     head = "".join(f'<th title="click to sort">{_prose(c.label)}</th>' for c in b.columns)
-    body = "".join(_row(r, keys, href) for r in b.rows)
+    body = ""
+    for r in b.rows:  # each row carries its suite, task, entry and result files as data attributes
+        data = {"suite": r.suite, "task": r.task, "method": r.entry, "external": int(r.external),
+                "files": " ".join(href(Ref(file=f)) for f in r.files if f)}
+        body += ("<tr" + "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in data.items() if v) + ">"
+                 + "".join(_cell(r.cells[c.key], href) for c in b.columns) + "</tr>")
     return f'<table class="sortable" id="{b.anchor}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def plot_points(jobs: list[dict], files: list[dict]) -> list[dict[str, Any]]:
-    """One point per (suite, task, entry): means over seeds of the plot's metrics, and the cost
-    ratios of the side-by-side cost ``files``."""
-    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for j in jobs:
-        groups[(j["suite"], j["task"], j["method"])].append(j)
-
-    def mean(values: list) -> float | None:
-        v = [x for x in values if isinstance(x, (int, float)) and math.isfinite(x)]
-        return float(np.mean(v)) if v else None
-
-    points = []
-    for (suite, task, entry), js in sorted(groups.items()):
-        metrics = {k: mean([j["metrics"].get(k) for j in js]) for k in PLOT_METRICS}
-        ratios = costs.cost_of(files, js) or {}
-        points.append({
-            "suite": suite, "task": task, "method": entry, "external": any("external" in j for j in js),
-            "seeds": sorted(j["seed"] for j in js), "members": js[0]["cost"].get("members"),
-            "device": sorted({device(j) for j in js}),
-            "dtype": sorted({str(j["cost"].get("dtype", "–")) for j in js}),
-            "metrics": {k: v for k, v in metrics.items() if v is not None},
-            "std": {k: float(np.std(v, ddof=1)) for k in PLOT_METRICS
-                    if len(v := [j["metrics"][k] for j in js if k in j["metrics"]]) > 1},
-            "cost": ratios,
-        })
-    return points
 
 
 def render(pages: list[Page], jobs: list[dict], files: list[dict], here: Path, root: Path,
@@ -114,7 +72,7 @@ def render(pages: list[Page], jobs: list[dict], files: list[dict], here: Path, r
                 + "\n".join(_block(b, href) for b in p.blocks) + "</section>")
 
     nav = " ".join(f'<a href="#page-{p.key or "headline"}">{_prose(p.title)}</a>' for p in pages)
-    data = {"points": plot_points(jobs, files), "start": list(start),
+    data = {"points": frontier.plot_points(jobs, files, PLOT_METRICS), "start": list(start),
             "metrics": [(k, catalogue.title(k), catalogue.higher(k)) for k in PLOT_METRICS], "costs": PLOT_COSTS}
     blob = json.dumps(data, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
     return (TEMPLATE.read_text(encoding="utf-8").replace("{{NAV}}", nav).replace("{{HEADLINE}}", section(pages[0]))

@@ -1,25 +1,18 @@
 """What the report reads, all from the results folder: result files (each with its temperature-
 scaled variant, ``<entry> +TS``, where it has a fitted temperature), the plans suites recorded
-there, tuning records with their candidates' results, the side-by-side cost files and the cost
-micro-benchmark timings. A file that is unreadable or does not match its schema stops the report
-with its name."""
+there, tuning records, and the cost files. A file that is unreadable or does not match its
+schema stops the report with its name."""
 
 from __future__ import annotations
 
 import functools
-import json
-import math
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from ... import methods
-from .. import calibration, results, timing
+from .. import calibration, claims, results, timing, tuning
 from ..intervals import Evidence
 from .comparisons import claim_rows
-from .costs import Timing, load_timings
 
 
 @dataclass
@@ -29,7 +22,7 @@ class Inputs:
     skipped: list[dict]  # skipped tasks and jobs
     plans: dict[str, dict]  # by suite
     records: list[dict]  # tuning records, each candidate's results under ``_results``
-    timings: list[Timing]
+    timings: list[timing.Timing]  # the cost micro-benchmark
     evidence: Evidence
     costs: list[dict]  # side-by-side cost files (``bench.timing``)
     across: list[dict]  # each search's winners run on every task (``tuning.across_tasks``)
@@ -38,12 +31,23 @@ class Inputs:
         return [j for j in self.jobs if j["suite"] == suite and j["task"] == task]
 
     def suites(self) -> list[str]:
-        return sorted({j["suite"] for j in self.jobs} | {s["suite"] for s in self.skipped})
+        """Every suite with results, most authoritative first, then those with skips only."""
+        ran = {j["suite"] for j in self.jobs}
+        return sorted(ran | {s["suite"] for s in self.skipped}, key=lambda s: (s not in ran, claims.suite_rank(s), s))
+
+    def record_suite(self) -> str:
+        """``claims.RECORD_SUITE`` where the results hold it, else the most authoritative suite they hold."""
+        held = self.suites()
+        return claims.RECORD_SUITE if claims.RECORD_SUITE in held or not held else held[0]
 
     @functools.cached_property
     def claims(self) -> list[dict]:
         """Every claim row (``comparisons.claim_rows``), computed once."""
         return claim_rows(self.jobs, self.evidence)
+
+    def claims_on(self, suite: str, task: str) -> list[dict]:
+        """The claim rows of one (suite, task)."""
+        return [r for r in self.claims if r["suite"] == suite and r["task"] == task]
 
 
 def load(root: Path, evidence: Evidence | None = None) -> Inputs:
@@ -58,53 +62,20 @@ def load(root: Path, evidence: Evidence | None = None) -> Inputs:
     evidence = evidence or Evidence(root)
     for j in ok:
         evidence.replicates(j)
-    records = []
-    for path in sorted((root / "tuning").glob("*/*/*.json")):
-        rec = {**json.loads(path.read_text()), "_path": str(path.relative_to(root))}
-        for c in rec["candidates"]:
-            base = root / "tuning" / "runs" / rec["suite"] / rec["task"] / c["name"]
-            c["_results"] = [{**results.read(p), "_path": str(p.relative_to(root))}
-                             for p in sorted(base.glob("seed*.json"))]
-        records.append(rec)
-    across = [json.loads(p.read_text()) for p in sorted((root / "tuning").glob("*/*.across-tasks.json"))]
-    return Inputs(root, ok, skipped, results.read_plans(root), records, load_timings(root), evidence,
-                  timing.load(root), across)
+    return Inputs(root, ok, skipped, results.read_plans(root), tuning.load_records(root), timing.load_timings(root),
+                  evidence, timing.load(root), tuning.load_across(root))
 
 
 def by_entry(jobs: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for j in jobs:
-        out[j["method"]].append(j)
-    return dict(out)
+    return {e: [j for j in jobs if j["method"] == e] for e in dict.fromkeys(j["method"] for j in jobs)}
 
 
-def device(j: dict) -> str:
-    """The accelerator's name where one was used (e.g. ``NVIDIA H200``), else ``cpu``."""
-    return j["provenance"].get("accelerator") or j["provenance"].get("device", "?")
+def ordered(jobs: list[dict]) -> list[tuple[str, list[dict]]]:
+    """(entry, its jobs), the reference entry first."""
+    one = claims.reference_entry(jobs)
+    return sorted(by_entry(jobs).items(), key=lambda kv: (kv[0] != one, kv[0]))
 
 
 def declared(method: str) -> dict[str, tuple[str, str]]:
     """The facts of its fits a registered method declares worth showing (``UQMethod.display_notes``)."""
     return getattr(methods.REGISTRY.get(method), "display_notes", {})
-
-
-def summary_csv(jobs: list[dict]) -> str:
-    """One row per job: its identity, provenance, metrics, cost and wall times."""
-    fixed = ["suite", "task", "method", "seed", "members", "device", "commit", "file"]
-    df = pd.DataFrame([{"suite": j["suite"], "task": j["task"], "method": j["method"], "seed": j["seed"],
-                        "members": j["cost"].get("members", math.nan), "device": device(j),
-                        "commit": j["provenance"].get("git_commit", "")[:10], "file": j["_path"], **j["metrics"],
-                        **{f"cost/{k}": v for k, v in j["cost"].items()},
-                        **{f"wall/{k}": v for k, v in j["wall"].items()}}
-                       for j in jobs if "post_hoc" not in j])
-    if not df.empty:
-        df = df[fixed + sorted(c for c in df.columns if c not in fixed)].sort_values(fixed[:4])
-    return df.to_csv(index=False, float_format="%.6g", lineterminator="\n")
-
-
-def runs_json(jobs: list[dict], skipped: list[dict]) -> str:
-    """Every result record, with its provenance and ``file`` (its path under the results folder)."""
-    clean = lambda obj: {"file": obj["_path"], **{k: v for k, v in obj.items() if k != "_path"}}  # noqa: E731
-    doc = {"schema": results.SCHEMA_VERSION, "runs": [clean(j) for j in jobs if "post_hoc" not in j],
-           "skipped": [clean(s) for s in skipped]}
-    return json.dumps(doc, indent=1, sort_keys=True) + "\n"

@@ -42,7 +42,4 @@ def render(page: Page, here: Path, root: Path, paths: dict[str, Path]) -> str:
         rel = Path(os.path.relpath(target.resolve(), here.parent.resolve())).as_posix()
         return rel + (f"#{ref.anchor}" if ref.anchor else "")
 
-    lines: list[str] = []
-    for b in page.blocks:
-        lines += _block(b, href) + [""]
-    return "\n".join(lines).rstrip() + "\n"
+    return "\n".join(line for b in page.blocks for line in [*_block(b, href), ""]).rstrip() + "\n"

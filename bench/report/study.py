@@ -1,12 +1,7 @@
-"""The study pages: tuning records, how each knob moves the metrics, and a conclusion written
-from the numbers.
-
-Inputs are files only: the tuning records ``<results>/tuning/<suite>/<task>/<entry>.json``
-(``bench/tuning.py``), the candidates' result files under ``<results>/tuning/runs/``, the suites'
-final results and the searches their plans declare. Test metrics appear here for reading; the
-choice was made on validation metrics alone, by the rule the record states. The reference (the
-model compared with) comes from the record, i.e. the suite file.
-"""
+"""The study pages, from the tuning records (``bench/tuning.py``), their candidates' results, the
+suites' final results and the searches their plans declare: each record, how each knob moves the
+metrics, and a conclusion written from the numbers. Test metrics appear for reading; the choice
+was made on validation metrics alone, against the reference the record names."""
 
 from __future__ import annotations
 
@@ -19,29 +14,21 @@ import numpy as np
 from .. import catalogue, claims, tuning
 from .figures import plt, save
 from .inputs import Inputs, by_entry, declared
-from .tables import Bullets, Column, Heading, Links, Page, Para, Ref, Row, Table, mean, number, slug, text
+from .tables import Bullets, Column, Heading, Links, Page, Para, Ref, Row, Table, detail, mean, number, slug, text
 
 SHOWN = ("test/acc", "test/ece", "ood_far/auroc_msp", "ood_near/auroc_msp")  # what each candidate is shown with
 SCORES = tuple(catalogue.OOD_SCORES)
 FAR = "ood_far/auroc_{}"
+PENDING = {"task": "Task", "entry": "Entry", "search": "Search", "knobs": "Knobs", "candidates": "Candidates"}
 
 
-def _mean(objs: list[dict], key: str) -> float:
-    return mean([o["metrics"].get(key) for o in objs])
+def _mean(objs: list[dict], key: str, field: str = "metrics") -> float:
+    """The mean of ``o[field][key]`` over the results ``objs`` that hold it."""
+    return mean([o.get(field, {}).get(key) for o in objs])
 
 
 def _fmt(x: float, digits: int = 3) -> str:
     return number(x, f".{digits}f").text
-
-
-def _label(knobs: dict, start: dict) -> str:
-    """A candidate by the knobs where it differs from the search's starting point."""
-    diff = [_value(v) if isinstance(v, dict) else f"{k}={v}" for k, v in knobs.items() if v != start.get(k)]
-    return ", ".join(diff) or "start"
-
-
-def _value(v, sep: str = ", ") -> str:
-    return sep.join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else str(v)
 
 
 def _rule(objective: dict[str, float]) -> str:
@@ -54,147 +41,118 @@ def _ood_key(objs: list[dict]) -> str:
     return FAR if any(FAR.format(catalogue.DEFAULT_SCORE) in o["metrics"] for o in objs) else "ood_mean/auroc_{}"
 
 
-def _fact(objs: list[dict], key: str) -> float:
-    return mean([o.get("extra", {}).get(key) for o in objs])
-
-
-def _same_seeds(rec: dict, objs: list[dict]) -> list[dict]:
-    """The results among ``objs`` on the seeds the candidates were compared on."""
-    return [o for o in objs if o["seed"] in rec["rule"]["seeds"]]
-
-
 def figure(rec: dict, reference: list[dict], path: Path, chosen: list[dict] = ()) -> bool:
     """Rows: the shown metrics; columns: knobs; points: candidates (error bars over seeds), with
     the chosen entry's mean and spread over its own seeds (``chosen``) beside the winner."""
-    slices = tuning.knob_slices(rec)
-    if not slices:
+    if not (slices := tuning.knob_slices(rec)):
         return False
     win = (rec.get("winner") or {}).get("name")
-    ood = _ood_key([o for c in rec["candidates"] for o in c["_results"]]).format(catalogue.DEFAULT_SCORE)
-    rows = [*SHOWN[:2], ood]
+    rows = [*SHOWN[:2], _ood_key([o for c in rec["candidates"] for o in c["_results"]]).format(catalogue.DEFAULT_SCORE)]
     fig, axes = plt.subplots(len(rows), len(slices), figsize=(2.6 * len(slices), 2.2 * len(rows)),
                              squeeze=False, sharey="row")
     for j, (knob, cands) in enumerate(slices.items()):
+        at = [k for k, c in enumerate(cands) if c["name"] == win]
         for i, key in enumerate(rows):
-            ax = axes[i][j]
-            vals = [[o["metrics"][key] for o in c["_results"] if key in o["metrics"]] for c in cands]
-            means = [np.mean(v) if v else np.nan for v in vals]
-            errs = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals]
-            ax.errorbar(range(len(cands)), means, yerr=errs, marker="o", capsize=3)
-            at = [k for k, c in enumerate(cands) if c["name"] == win]
-            mine = [o["metrics"][key] for o in chosen if key in o["metrics"]]
-            if at and len(mine) > 1:
+            ax, vals = axes[i][j], [[o["metrics"][key] for o in c["_results"] if key in o["metrics"]] for c in cands]
+            ax.errorbar(range(len(cands)), [np.mean(v) if v else np.nan for v in vals],
+                        yerr=[np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals], marker="o", capsize=3)
+            if at and len(mine := [o["metrics"][key] for o in chosen if key in o["metrics"]]) > 1:
                 ax.errorbar([at[0] + 0.15], [np.mean(mine)], yerr=[np.std(mine, ddof=1)], marker="*", ms=8,
                             capsize=3, color="C3", ls="none")
             if reference:
                 ax.axhline(_mean(reference, key), ls="--", color="gray", lw=1)
-            ax.set_xticks(range(len(cands)), [_value(c["knobs"][knob], "\n") for c in cands], fontsize=6)
+            ax.set_xticks(range(len(cands)), [tuning.knob_text(c["knobs"][knob], "\n") for c in cands], fontsize=6)
             if i == 0:
                 ax.set_title(knob, fontsize=9)
             if j == 0:
                 ax.set_ylabel(catalogue.title(key), fontsize=9)
-    ref = f"; dashed: {rec['reference']} on the same seeds" if reference else ""
-    if len(chosen) > 1:
-        ref += f"; red star: the chosen {rec['entry']}, mean ± sd over its {len(chosen)} seeds"
+    ref = (f"; dashed: {rec['reference']} on the same seeds" if reference else "") + (
+        f"; red star: the chosen {rec['entry']}, mean ± sd over its {len(chosen)} seeds" if len(chosen) > 1 else "")
     fig.suptitle(f"{rec['task']} / {rec['entry']}: one knob at a time (test split, not used to choose){ref}",
                  fontsize=9)
-    fig.tight_layout()
     save(fig, path)
     return True
 
 
 def record_blocks(rec: dict) -> list:
     """The record's rule, budget and winner in words, and a row per candidate."""
-    b, win = rec["budget"], rec.get("winner")
-    words = (f"Tuning record of `{rec['entry']}` (`{rec['method']}`): minimise {_rule(rec['rule']['objective'])} on "
+    b, win, free = rec["budget"], rec.get("winner"), rec.get("unconstrained")
+    words = [f"Tuning record of `{rec['entry']}` (`{rec['method']}`): minimise {_rule(rec['rule']['objective'])} on "
              f"seed(s) {', '.join(map(str, rec['rule']['seeds']))}, validation data only; {rec['search']} search over "
              f"{len(rec['space'])} knobs (space of {b['space_size']}), {b['candidates']} candidates run, "
              f"{b['wall_s'] / 60:.0f} minutes of fit and evaluation. Winner: "
-             + (f"`{_label(win['knobs'], {})}`." if win else "none yet (the search resumes)."))
+             + (f"`{tuning.label(win['knobs'])}`." if win else "none yet (the search resumes).")]
     if rec["fixed"]:
-        words += " Held fixed: " + ", ".join(f"{k}={v}" for k, v in rec["fixed"].items()) + "."
+        words.append("Held fixed: " + ", ".join(f"{k}={v}" for k, v in rec["fixed"].items()) + ".")
     if limit := rec.get("max_cost"):
-        above = [c for c in rec["candidates"] if c.get("within_max_cost") is False]
-        free = rec.get("unconstrained")
-        words += (" Cost limit: " + ", ".join(f"analytic {k} at most {v:g}× `{rec['reference']}`'s" for k, v in
-                                              limit.items())
-                  + f"; {len(above)} candidate{'s' * (len(above) != 1)} above it (⊘) ran and are shown but could not be "
-                  "chosen" + (f"; the best of them, `{_label(free['knobs'], {})}`, is the entry "
-                              f"`{rec['unconstrained_entry']}`." if free else "."))
+        above = sum(c.get("within_max_cost") is False for c in rec["candidates"])
+        words.append("Cost limit: " + ", ".join(f"analytic {k} at most {v:g}× `{rec['reference']}`'s"
+                                                for k, v in limit.items())
+                     + f"; {above} candidate{'s' * (above != 1)} above it (⊘) ran and are shown but could not be "
+                     "chosen" + (f"; the best of them, `{tuning.label(free['knobs'])}`, is the entry "
+                                 f"`{rec['unconstrained_entry']}`." if free else "."))
     if edge := tuning.at_the_edge(rec):
-        words += (" At the edge of the space: " + "; ".join(
+        words.append("At the edge of the space: " + "; ".join(
             f"`{k}` = {x:g} is the {side} of {', '.join(f'{t:g}' for t in tried)}" for k, x, side, tried in edge)
             + " tried; where the knob can go further, a value beyond might do better on validation.")
-    start = rec["candidates"][0]["knobs"] if rec["candidates"] else {}
-    facts = declared(rec["method"])
-    far = [FAR.format(s) for s in SCORES[1:]]
-    costed = [Column("params_x", "Params ×")] if rec.get("max_cost") else []
-    columns = [Column("candidate", "Candidate (vs start)"), Column("objective", "Val objective", False), *costed,
+    start, facts = rec["candidates"][0]["knobs"] if rec["candidates"] else {}, declared(rec["method"])
+    far, costed = [FAR.format(s) for s in SCORES[1:]], bool(rec.get("max_cost"))
+    columns = [Column("candidate", "Candidate (vs start)"), Column("objective", "Val objective", False),
+               *([Column("params_x", "Params ×")] if costed else []),
                *(Column(k, f"{catalogue.title(k)} (test)", catalogue.higher(k)) for k in SHOWN),
                *(Column(k, catalogue.title(k), True) for k in far),
                *(Column(k, title[0].upper() + title[1:]) for k, (title, _) in facts.items())]
-    rows = []
-    for c in rec["candidates"]:
-        objs, star = c["_results"], " ★" if win and c["name"] == win["name"] else ""
-        star += " ⊘" if c.get("within_max_cost") is False else ""
-        cells = {"candidate": text(f"{_label(c['knobs'], start)}{star}", True),
+    rows = [Row({"candidate": text(tuning.label(c["knobs"], start) + " ★" * bool(win and c["name"] == win["name"])
+                                   + " ⊘" * (c.get("within_max_cost") is False), True),
                  "objective": number(c["objective"], ".4f") if c["objective"] is not None else text(c["status"]),
                  **({"params_x": number(c.get("cost", {}).get("params", math.nan))} if costed else {}),
-                 **{k: number(_mean(objs, k), ".3f") for k in (*SHOWN, *far)},
-                 **{k: number(_fact(objs, k)) for k in facts}}
-        rows.append(Row(cells, rec["suite"], rec["task"], c["name"], rec["method"], tuple(o["_path"] for o in objs)))
-    return [Para(words), Links("Record", [(rec["_path"], Ref(file=rec["_path"]))]),
+                 **{k: number(_mean(c["_results"], k), ".3f") for k in (*SHOWN, *far)},
+                 **{k: number(_mean(c["_results"], k, "extra")) for k in facts}},
+                rec["suite"], rec["task"], c["name"], rec["method"], tuple(o["_path"] for o in c["_results"]))
+            for c in rec["candidates"]]
+    return [Para(" ".join(words)), Links("Record", [(rec["_path"], Ref(file=rec["_path"]))]),
             Table(columns, rows, slug("record", rec["suite"], rec["task"], rec["entry"]))]
 
 
 def conclusion(rec: dict, finals: dict[str, list[dict]]) -> list[str]:
-    """Plain words from the numbers: the chosen entry against the reference on test data (while
-    the search is incomplete, its best candidate so far on the candidates' seeds), and for each
-    candidate cause of a gap in OOD detection, whether a run closed it."""
+    """Plain words from the numbers: the chosen entry (or the best candidate so far) against the
+    reference on test data, and for each candidate cause of a gap in OOD detection, whether a run closed it."""
     entry, ref_name = rec["entry"], rec.get("reference")
-    mine, ref = finals.get(entry, []), finals.get(ref_name, [])
-    who = f"the chosen `{entry}`"
+    mine, ref, who = finals.get(entry, []), finals.get(ref_name, []), f"the chosen `{entry}`"
     if not mine:
-        done = [c for c in rec["candidates"] if c["objective"] is not None and c["_results"]]
-        if not done:
+        best, done = tuning.best_so_far(rec)
+        if not best:
             return []
-        best_c = min(done, key=lambda c: c["objective"])
-        mine, ref = best_c["_results"], _same_seeds(rec, ref)
-        who = f"the best candidate so far (`{_label(best_c['knobs'], {})}`; {len(done)} of the search's candidates run)"
+        mine, ref = best["_results"], tuning.on_rule_seeds(rec, ref)
+        who = f"the best candidate so far (`{tuning.label(best['knobs'])}`; {done} of the search's candidates run)"
     if not ref:
         return []
-    ood, score = _ood_key(ref), catalogue.DEFAULT_SCORE
-    d = lambda key: _mean(mine, key) - _mean(ref, key)  # noqa: E731
-    kind = "far-OOD" if ood == FAR else "OOD"
+    ood = _ood_key(ref)
+    key, kind = ood.format(catalogue.DEFAULT_SCORE), "far-OOD" if ood == FAR else "OOD"
+    gap = _mean(mine, key) - _mean(ref, key)
     out = [f"On `{rec['task']}`, {who} ({len(mine)} seed{'s' * (len(mine) > 1)}) against `{ref_name}` ({len(ref)}): "
-           f"accuracy {_fmt(_mean(mine, 'test/acc'))} vs {_fmt(_mean(ref, 'test/acc'))}, ECE "
-           f"{_fmt(_mean(mine, 'test/ece'))} vs {_fmt(_mean(ref, 'test/ece'))}, {kind} AUROC "
-           f"{_fmt(_mean(mine, ood.format(score)))} vs {_fmt(_mean(ref, ood.format(score)))} "
-           f"({d(ood.format(score)):+.3f})."]
-    out += _selection_noise(rec, finals.get(entry, []))
-    gap = d(ood.format(score))
+           + ", ".join(f"{name} {_fmt(_mean(mine, k))} vs {_fmt(_mean(ref, k))}"
+                       for name, k in (("accuracy", "test/acc"), ("ECE", "test/ece"), (f"{kind} AUROC", key)))
+           + f" ({gap:+.3f}).", *_selection_noise(rec, finals.get(entry, []))]
     if not gap < 0:
         return out + [f"It does not trail the reference on {kind} detection here."]
-    best = max(SCORES, key=lambda s: _mean(mine, ood.format(s)))
-    ref_best = max(SCORES, key=lambda s: _mean(ref, ood.format(s)))
-    closes = _mean(mine, ood.format(best)) >= _mean(ref, ood.format(ref_best))
+    (best, a), (ref_best, b) = (max(((s, _mean(objs, ood.format(s))) for s in SCORES), key=lambda t: t[1])
+                                for objs in (mine, ref))
     mi = _mean(mine, ood.format("mi"))
-    out.append(f"OOD score: with each model's best score, {_fmt(_mean(mine, ood.format(best)))} (`{best}`) vs "
-               f"{_fmt(_mean(ref, ood.format(ref_best)))} (`{ref_best}`); mutual information gives {_fmt(mi)} "
-               "(0.5 = chance), so " + ("the choice of score closes the gap." if closes else "no score closes the gap"
-               + ("; the members' disagreement is close to chance as an OOD signal." if mi < 0.55 else ".")))
-    others = {e: o for e, o in finals.items() if e != entry}
-    out += _finetuning_alone(others, ref, ref_name, gap, ood.format(score), kind)
-    target, slices = _mean(_same_seeds(rec, ref), ood.format(score)), tuning.knob_slices(rec)
+    out.append(f"OOD score: with each model's best score, {_fmt(a)} (`{best}`) vs {_fmt(b)} (`{ref_best}`); mutual "
+               f"information gives {_fmt(mi)} (0.5 = chance), so " + (
+                   "the choice of score closes the gap." if a >= b else "no score closes the gap"
+                   + ("; the members' disagreement is close to chance as an OOD signal." if mi < 0.55 else ".")))
+    out += _finetuning_alone({e: o for e, o in finals.items() if e != entry}, ref, ref_name, gap, key, kind)
+    target, slices = _mean(tuning.on_rule_seeds(rec, ref), key), tuning.knob_slices(rec)
     for knob, cands in slices.items():
-        vals = [(_mean(c["_results"], ood.format(score)), c) for c in cands]
-        hi, lo = max(vals, key=lambda t: t[0]), min(vals, key=lambda t: t[0])
-        facts = [f" ({title} {_fmt(min(v), 2)}–{_fmt(max(v), 2)})" for key, (title, _) in
-                 declared(rec["method"]).items() if not any(map(math.isnan, v := [_fact(c["_results"], key)
-                                                                                      for c in cands]))]
-        out.append(f"`{knob}`: {kind} AUROC ranges {_fmt(lo[0])} (`{_value(lo[1]['knobs'][knob])}`) to {_fmt(hi[0])} "
-                   f"(`{_value(hi[1]['knobs'][knob])}`) against `{ref_name}`'s {_fmt(target)} on the same seed(s): it "
-                   f"{'closes the gap' if hi[0] >= target else 'does not close the gap'}{''.join(facts)}.")
+        lo, hi = ((_mean(c["_results"], key), tuning.knob_text(c["knobs"][knob])) for c in (
+            f(cands, key=lambda c: _mean(c["_results"], key)) for f in (min, max)))
+        facts = "".join(f" ({title} {_fmt(min(v), 2)}–{_fmt(max(v), 2)})" for k, (title, _) in declared(
+            rec["method"]).items() if not any(map(math.isnan, v := [_mean(c["_results"], k, "extra") for c in cands])))
+        out.append(f"`{knob}`: {kind} AUROC ranges {_fmt(lo[0])} (`{lo[1]}`) to {_fmt(hi[0])} (`{hi[1]}`) against "
+                   f"`{ref_name}`'s {_fmt(target)} on the same seed(s): it "
+                   f"{'closes' if hi[0] >= target else 'does not close'} the gap{facts}.")
     if pending := [f"`{k}`" for k in rec["space"] if k not in slices]:
         out.append(f"Not yet measured (no candidates differing only there; the search resumes): {', '.join(pending)}.")
     return out
@@ -206,95 +164,75 @@ def _finetuning_alone(finals: dict[str, list[dict]], ref: list[dict], ref_name: 
     role that isolates the extra training, against the reference."""
     out = []
     for entry, objs in sorted(finals.items()):
-        if not objs or any(claims.job_role(o) != claims.FINETUNED for o in objs):
-            continue
-        delta = _mean(objs, key) - _mean(ref, key)
-        out.append(f"Extra training alone: `{entry}` (the single model given extra fine-tuning, {len(objs)} "
-                   f"seed{'s' * (len(objs) > 1)}) has {kind} AUROC {_fmt(_mean(objs, key))} against `{ref_name}`'s "
-                   f"{_fmt(_mean(ref, key))} ({delta:+.3f}), "
-                   + (f"so fine-tuning on the training set by itself accounts for {min(delta / gap, 1):.0%} of the gap "
-                      f"({gap:+.3f})." if delta < 0 else "so the extra training by itself does not explain the gap."))
+        if objs and all(claims.job_role(o) == claims.FINETUNED for o in objs):
+            delta = _mean(objs, key) - _mean(ref, key)
+            out.append(f"Extra training alone: `{entry}` (the single model given extra fine-tuning, {len(objs)} "
+                       f"seed{'s' * (len(objs) > 1)}) has {kind} AUROC {_fmt(_mean(objs, key))} against `{ref_name}`'s "
+                       f"{_fmt(_mean(ref, key))} ({delta:+.3f}), "
+                       + (f"so fine-tuning on the training set by itself accounts for {min(delta / gap, 1):.0%} of the "
+                          f"gap ({gap:+.3f})." if delta < 0 else "so the extra training by itself does not explain the "
+                          "gap."))
     return out
 
 
 def _selection_noise(rec: dict, chosen: list[dict]) -> list[str]:
-    """How far apart the candidates' validation objectives lie, against how much the chosen
-    configuration's own objective moves from seed to seed: a yardstick for the choice."""
-    per_seed = [v for o in chosen if (v := tuning.objective_value(o.get("val_metrics", {}), rec["rule"]["objective"]))
-                is not None]
-    objs = [c["objective"] for c in rec["candidates"] if c["objective"] is not None]
-    win = rec.get("winner")
-    if len(per_seed) < 2 or len(objs) < 2 or not win:
+    """The candidates' spread against the chosen configuration's seed noise (``tuning.selection_noise``)."""
+    if not (n := tuning.selection_noise(rec, chosen)):
         return []
-    sd = float(np.std(per_seed, ddof=1))
-    close = sum(1 for v in objs if v - win["objective"] <= sd) - 1
-    verdict = ("no other candidate lies within one seed's noise of the winner" if close == 0 else
+    close = n["close"]
+    return [f"Selection: the {n['candidates']} candidates' validation objectives span {n['span']:.4f}; the chosen "
+            f"configuration's own objective has a standard deviation of {n['sd']:.4f} over its {n['seeds']} seeds, so "
+            + ("no other candidate lies within one seed's noise of the winner." if close == 0 else
                f"{close} other candidate{'s lie' if close > 1 else ' lies'} within one seed's noise of the winner and "
-               f"the data do not separate {'them' if close > 1 else 'it'} from the winner")
-    return [f"Selection: the {len(objs)} candidates' validation objectives span {max(objs) - min(objs):.4f}; the "
-            f"chosen configuration's own objective has a standard deviation of {sd:.4f} over its {len(per_seed)} "
-            "seeds, so "
-            f"{verdict}."]
-
-
-def not_started(inputs: Inputs) -> dict[str, list]:
-    """Per study title, the searches the recorded plans declare that have no record yet."""
-    have = {(r["suite"], r["task"], r["entry"]) for r in inputs.records}
-    out: dict[str, list] = defaultdict(list)
-    for name, plan in sorted(inputs.plans.items()):
-        if "tuning" not in plan:
-            continue
-        t = plan["tuning"]
-        rows = [Row({"task": text(s["task"], True), "entry": text(f"{s['entry']} ({s['method']})"),
-                     "search": text(s["search"]), "knobs": text(", ".join(s["knobs"])),
-                     "candidates": text(s["candidates"])}, name, s["task"], s["entry"], s["method"])
-                for s in t["searches"] if (name, s["task"], s["entry"]) not in have]
-        if rows:
-            out[t["title"]] += [
-                Para(f"Searches of suite `{name}` not started yet (rule: minimise {_rule(t['objective'])} on seed(s) "
-                     f"{', '.join(map(str, t['seeds']))}, validation data only; "
-                     f"`python -m uqbench tune --suite {name}` runs them):"),
-                Table([Column(k, k.capitalize()) for k in rows[0].cells], rows, slug("not-started", name))]
-    return out
+               f"the data do not separate {'them' if close > 1 else 'it'} from the winner.")]
 
 
 def across_blocks(rec: dict) -> list:
     """Each task's winner run on every task: its objective and rank there, and its mean rank."""
     columns = [Column("from", "Winner on"), *(Column(t, f"on {t}", False) for t in rec["tasks"]),
                Column("mean_rank", "Mean rank", False)]
-    rows = [Row({"from": text(f"{r['from']}{' ★' if r['from'] == rec['best']['from'] else ''}", True),
+    rows = [Row({"from": text(f"{r['from']}{' ★' * (r['from'] == rec['best']['from'])}", True),
                  **{t: text(f"{_fmt(v['objective'], 4)} (rank {v.get('rank', '–')})") for t, v in r["on"].items()},
                  "mean_rank": number(r["mean_rank"])}, rec["suite"], "", rec["entry"], rec["method"])
             for r in rec["recipes"]]
     return [Heading(2, f"`{rec['suite']}` / `{rec['entry']}` across tasks", slug("across", rec["suite"], rec["entry"])),
             Para(f"Each task's chosen `{rec['entry']}` run on every task (knob values carried by their position in "
                  f"each task's list), ranked per task by the same validation objective; ★ the lowest mean rank, "
-                 f"{_label(rec['best']['knobs'], {})}: the method's code defaults."),
+                 f"{tuning.label(rec['best']['knobs'])}: the method's code defaults."),
             Table(columns, rows, slug("across-table", rec["suite"], rec["entry"]))]
 
 
 def pages(inputs: Inputs) -> list[Page]:
     """One page per study title ('' titles none), with its figures drawn under ``figures/``."""
-    pending, out = not_started(inputs), []
+    pending: dict[str, list] = defaultdict(list)  # the searches the recorded plans declare that have no record yet
+    for name, todo in tuning.not_started(inputs.plans, inputs.records).items():
+        t = inputs.plans[name]["tuning"]
+        pending[t["title"]] += [
+            Para(f"Searches of suite `{name}` not started yet (rule: minimise {_rule(t['objective'])} on seed(s) "
+                 f"{', '.join(map(str, t['seeds']))}, validation data only; "
+                 f"`python -m uqbench tune --suite {name}` runs them):"),
+            Table.of(PENDING, [Row(dict(zip(PENDING, (
+                text(s["task"], True), text(f"{s['entry']} ({s['method']})"), text(s["search"]),
+                text(", ".join(s["knobs"])), text(s["candidates"])))), name, s["task"], s["entry"], s["method"])
+                for s in todo], slug("not-started", name))]
+    out = []
     for title in sorted({r["title"] for r in inputs.records} | set(pending)):
-        page = Page(f"tuning-{slug(title)}", title, [Heading(1, title), Links("Back", [("leaderboard", Ref(""))]), Para(
+        page = detail(f"tuning-{slug(title)}", title, Para(
             "Each tuned entry's configuration is chosen by the stated rule on validation data; the test-split numbers "
             "below are shown for reading and are not used to choose. Rows of the chosen configurations on every seed "
-            "are on the suite's page."), *pending.get(title, [])])
+            "are on the suite's page."), *pending.get(title, []))
         for rec in (r for r in inputs.records if r["title"] == title):
             finals = by_entry(inputs.by_task(rec["suite"], rec["task"]))
             page.blocks += [Heading(2, f"`{rec['suite']}` / `{rec['task']}` / `{rec['entry']}`",
                                     slug("study", rec["suite"], rec["task"], rec["entry"])), *record_blocks(rec)]
             fig = f"figures/{rec['suite']}__{rec['task']}__{rec['entry']}-knobs.png"
-            if figure(rec, _same_seeds(rec, finals.get(rec.get("reference"), [])), inputs.root / fig,
+            if figure(rec, tuning.on_rule_seeds(rec, finals.get(rec.get("reference"), [])), inputs.root / fig,
                       finals.get(rec["entry"], [])):
-                what = "how accuracy, ECE and OOD AUROC move with each knob"
-                page.blocks.append(Links("Figure", [(what, Ref(file=fig))]))
+                page.blocks.append(Links("Figure", [("how accuracy, ECE and OOD AUROC move with each knob",
+                                                     Ref(file=fig))]))
             if words := conclusion(rec, finals):
                 page.blocks += [Para("Conclusion (generated from the numbers):"), Bullets(words)]
         suites = {r["suite"] for r in inputs.records if r["title"] == title}
-        for rec in (r for r in inputs.across if r["suite"] in suites):
-            page.blocks += across_blocks(rec)
+        page.blocks += [b for rec in inputs.across if rec["suite"] in suites for b in across_blocks(rec)]
         out.append(page)
     return out
-

@@ -1,18 +1,14 @@
-"""The report as data: pages of headings, prose, links and tables.
-
-Columns carry their direction; rows the suite, task, entry, method and result files behind them;
-cells the numbers (mean, spread and n, or a difference and its interval) beside the text both
-renderers show. ``markdown.py`` and ``html.py`` draw from these objects alone, and tests look
-cells up by entry and column key. Prose may mark names as `code` and words as **bold**; every
-link is a ``Ref``, never text.
-"""
+"""The report as data: pages of headings, prose, links and tables. Columns carry their direction;
+rows the suite, task, entry, method and result files behind them; cells the numbers (mean, spread
+and n, or a difference and its interval) beside the text that ``markdown.py`` and ``html.py``
+show. Prose may mark names as `code` and words as **bold**; every link is a ``Ref``, never text."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -69,6 +65,11 @@ class Table:
     rows: list[Row]
     anchor: str = ""
 
+    @classmethod
+    def of(cls, titles: dict[str, str], rows: list[Row], anchor: str = "") -> Table:
+        """A table of unranked columns, ``titles`` by column key."""
+        return cls([Column(*kv) for kv in titles.items()], rows, anchor)
+
     def cell(self, entry: str, key: str, **where: str) -> Cell:
         """The cell of ``entry``'s row (and of the row whose cells' texts match ``where``) in column ``key``."""
         return next(r.cells[key] for r in self.rows
@@ -104,29 +105,34 @@ class Page:
     blocks: list[Block] = field(default_factory=list)
 
 
+BACK = Links("Back", [("leaderboard", Ref(""))])
+
+
+def detail(key: str, title: str, *blocks: Block) -> Page:
+    """A detail page: its title as the heading, a link back to the headline, then ``blocks``."""
+    return Page(key, title, [Heading(1, title), BACK, *blocks])
+
+
 def slug(*parts: object) -> str:
     return re.sub(r"[^a-z0-9]+", "-", " ".join(map(str, parts)).lower()).strip("-")
 
 
-def _finite(values: Sequence[float | None]) -> list[float]:
-    return [x for x in values if x is not None and not math.isnan(x)]
-
-
 def mean(values: Sequence[float | None]) -> float:
-    return float(np.mean(v)) if (v := _finite(values)) else math.nan
+    """The mean of the values that are numbers (NaN where none is)."""
+    return float(np.mean(v)) if (v := [x for x in values if x is not None and not math.isnan(x)]) else math.nan
 
 
 def stat(values: Sequence[float | None]) -> Cell:
     """Mean ± standard deviation over seeds, three decimals (one at 100 and above)."""
-    if not (v := _finite(values)):
+    if not (v := [x for x in values if x is not None and not math.isnan(x)]):
         return Cell("–")
     m, sd = float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else None
     d = 3 if abs(m) < 100 else 1
     return Cell(f"{m:.{d}f}" + (f" ± {sd:.{d}f}" if sd is not None else ""), m, sd, len(v))
 
 
-def number(v: float, fmt: str = ".2f", prefix: str = "") -> Cell:
-    return Cell("–") if math.isnan(v) else Cell(f"{prefix}{v:{fmt}}", v)
+def number(v: float, fmt: str = ".2f") -> Cell:
+    return Cell("–") if math.isnan(v) else Cell(f"{v:{fmt}}", v)
 
 
 def text(s: object, code: bool = False, **kw) -> Cell:
@@ -142,16 +148,6 @@ def interval(r: dict, **kw) -> Cell:
         return Cell(f"{d:+.3f} [no interval]", d, **kw)
     mark = "†" if r["interval"] == "seeds only" else "‡" if r["seeds"] == 1 else ""
     return Cell(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]{mark}", d, lo=lo, hi=hi, **kw)
-
-
-def bold_best(rows: list[Row], key: str, higher: bool | None) -> None:
-    """Mark the best value of column ``key`` among ``rows`` (when more than one has a value)."""
-    values = [r.cells[key].value for r in rows if r.cells[key].value is not None]
-    if higher is not None and len(values) > 1:
-        best = (max if higher else min)(values)
-        for r in rows:
-            if r.cells[key].value == best:
-                r.cells[key] = replace(r.cells[key], bold=True)
 
 
 def find(pages: list[Page], anchor: str) -> Table:
