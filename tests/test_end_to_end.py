@@ -4,7 +4,7 @@ then a leaderboard rendered from those files alone."""
 from __future__ import annotations
 
 import pytest
-from test_contract import EXPECTED_FAILURES
+from test_timing import measured
 
 from uqbench import methods
 from uqbench.bench import report, runner, suite
@@ -21,16 +21,19 @@ def test_smoke_suite_to_leaderboard(tmp_path):
 
     out = report.build(tmp_path, tmp_path / "leaderboard.md")
     table = find(report.all_pages(inputs.load(tmp_path)), "smoke-digits")
-    assert [r.entry for r in table.rows][0] == "single" and {r.entry for r in table.rows} == {m.name for m in s.methods}
+    scaled = {f"{m.name} +TS" for m in s.methods}  # each entry's temperature-scaled variant (digits has 'val')
+    assert [r.entry for r in table.rows][0] == "single"
+    assert {r.entry for r in table.rows} == {m.name for m in s.methods} | scaled
     assert (tmp_path / "summary.csv").read_text().count("\n") == len(s.methods) + 1
     assert any((tmp_path / "figures").glob("*reliability.png"))
-    cost = find(report.all_pages(inputs.load(tmp_path)), "cost-jobs")
-    for m in s.methods:  # every method's FLOP ratio and efficiency come from its recorded analytic FLOPs
-        flops, efficiency = cost.cell(m.name, "flops"), cost.cell(m.name, "efficiency")
-        if "analytic_cost" in EXPECTED_FAILURES.get(m.method, {}):  # no analytic model (CNNs): no ratio shown
-            assert flops.text == "–", m.name
-            continue
-        assert flops.text.startswith("×") and "–" not in efficiency.text, m.name
+    assert all(table.cell(m.name, "params").text == "–" for m in s.methods)  # no side-by-side cost file yet
+    measured(["cost", "--suite", "smoke", "--results", str(tmp_path), "--rounds-small", "7", "--rounds-large", "7"])
+    out = report.build(tmp_path, tmp_path / "leaderboard.md")
+    table = find(report.all_pages(inputs.load(tmp_path)), "smoke-digits")
+    for m in s.methods:  # every method's cost ratios, counted by flop_counter where no analytic model exists (CNNs)
+        assert table.cell(m.name, "params").value > 0 and table.cell(m.name, "flops").value > 0, m.name
+        assert table.cell(m.name, "small").lo <= table.cell(m.name, "small").value <= table.cell(m.name, "small").hi
+    assert table.cell("single", "small").value == 1.0 and table.cell("deep_ensembles", "params").value == 3.0
 
     first = {p: p.read_bytes() for p in [out, out.with_suffix(".html"), *sorted((tmp_path / "reports").glob("*.md")),
                                           *sorted((tmp_path / "figures").glob("*.png"))]}
