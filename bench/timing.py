@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import statistics
 import time
@@ -47,6 +48,7 @@ from .suite import MethodEntry, Suite
 
 CONTROL = "control"  # the second copy of the reference
 MIN_ROUNDS = 6  # fewer rounds give no 95 % interval of a median
+MIN_CALL_S = 0.05  # each entry's share of a round lasts at least this long
 
 
 class MeasurementError(ValueError):
@@ -164,26 +166,31 @@ def _sync(device: torch.device) -> None:
 
 
 def interleaved(fns: dict[str, Callable[[Any], Any]], x: Any, device: torch.device, rounds: int,
-                repeats: int = 1, warmup: int = 2) -> dict[str, list[float]]:
-    """Seconds of every ``fn(x)`` per round: each round calls every fn ``repeats`` times in turn
-    (the order reversed every other round) and keeps the median of its calls."""
+                min_s: float = MIN_CALL_S, warmup: int = 2) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Seconds of one ``fn(x)`` per round, for every fn, and the calls each round averages: each
+    round calls every fn in turn (the order reversed every other round), as many times in a row as
+    take about ``min_s`` (set once, after the warm-up), so a network of microseconds is timed over
+    a span the clock and the scheduler resolve as well as one of seconds."""
     names = list(fns)
+    calls: dict[str, int] = {}
     with torch.no_grad():
         for name in names:
             for _ in range(warmup):
                 fns[name](x)
-        _sync(device)
+            _sync(device)
+            t0 = time.perf_counter()
+            fns[name](x)
+            _sync(device)
+            calls[name] = max(1, math.ceil(min_s / max(time.perf_counter() - t0, 1e-9)))
         out: dict[str, list[float]] = {n: [] for n in names}
         for r in range(rounds):
             for name in (names if r % 2 == 0 else names[::-1]):
-                calls = []
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
+                t0 = time.perf_counter()
+                for _ in range(calls[name]):
                     fns[name](x)
-                    _sync(device)
-                    calls.append(time.perf_counter() - t0)
-                out[name].append(statistics.median(calls))
-    return out
+                _sync(device)
+                out[name].append((time.perf_counter() - t0) / calls[name])
+    return out, calls
 
 
 def _peak_mb(fn: Callable[[Any], Any], x: Any, device: torch.device) -> float:
@@ -229,8 +236,9 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
     load_start = os.getloadavg()[0] / (os.cpu_count() or 1)
     log(f"{task.name}: timing {len(fns)} networks side by side, {rounds[0]} rounds at batch {small} "
         f"and {rounds[1]} at batch {large} ({len(candidates)} tuning candidates among them)")
-    times = {small: interleaved(fns, xs[small], device, rounds[0], repeats=3),
-             large: interleaved(fns, xs[large], device, rounds[1], repeats=1)}
+    timed_at = {small: interleaved(fns, xs[small], device, rounds[0]),
+                large: interleaved(fns, xs[large], device, rounds[1])}
+    times = {b: t for b, (t, _) in timed_at.items()}
     load_end = os.getloadavg()[0] / (os.cpu_count() or 1)
     ref = entries[0].name
     rows = []
@@ -246,7 +254,7 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
             ratios = [t / r for t, r in zip(times[b][name], times[b][ref])]
             med, lo, hi = median_interval(ratios)
             row[label] = {"batch": b, "median_s": statistics.median(times[b][name]), "ratio": med, "lo": lo, "hi": hi,
-                          "rounds_s": times[b][name]}
+                          "calls_per_round": timed_at[b][1][name], "rounds_s": times[b][name]}
         row["large"]["per_sample_s"] = row["large"]["median_s"] / large
         row["peak_mem_mb"] = _peak_mb(fns[name], xs[large], device)
         rows.append(row)
@@ -263,7 +271,7 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
         "schema": results.SCHEMA_VERSION, "suite": suite.name, "task": task.name, "reference": ref,
         "device": device.type, "device_name": _device_name(device), "dtype": str(dtype).removeprefix("torch."),
         "threads": torch.get_num_threads() if device.type == "cpu" else None,
-        "batch_sizes": [small, large], "rounds": list(rounds), "repeats_small": 3,
+        "batch_sizes": [small, large], "rounds": list(rounds), "min_round_s": MIN_CALL_S,
         "cpu_load": {"start": load_start, "end": load_end},
         "task_config": task.config, "provenance": results.provenance(str(device)),
         "entries": rows, "candidates": candidates, "notes": notes,

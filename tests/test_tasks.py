@@ -517,9 +517,9 @@ def test_committed_results_keep_their_config_hashes():
             continue
         s = suite.load(obj["suite"])
         t = next(e for e in s.tasks if e.name == obj["task"])
-        if "tuning" in obj:  # a tuned entry runs its record's winner (bench/tuning.py)
+        if "tuning" in obj:  # a tuned entry runs its record's winner or unconstrained choice (bench/tuning.py)
             rec = json.loads((REPO / "results" / obj["tuning"]["record"]).read_text())
-            m = SimpleNamespace(method=rec["method"], params=rec["winner"]["params"])
+            m = SimpleNamespace(method=rec["method"], params=rec[obj["tuning"].get("choice", "winner")]["params"])
         else:
             m = next(e for e in s.methods if e.name == obj["method"])
         found = {k: v for k, v in obj["task_config"].items() if k in FOUND_IN_DATA}

@@ -5,10 +5,12 @@ is refused without touching the file already there."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from test_reliability import assert_bad_input
 
 from uqbench.bench import cli, suite, timing
@@ -58,11 +60,20 @@ def test_two_identical_architectures_read_one_within_their_interval():
     a, b = StreamTransformer(cfg).eval(), StreamTransformer(cfg).eval()
     x = torch.randn(16, 3, 16, 16)
     for _ in range(3):  # a 95 % interval misses now and then by design: measure again, as a user would
-        times = timing.interleaved({"a": a, "b": b}, x, torch.device("cpu"), rounds=25, repeats=3)
+        times, calls = timing.interleaved({"a": a, "b": b}, x, torch.device("cpu"), rounds=25, min_s=0.005)
         med, lo, hi = timing.median_interval([t / r for t, r in zip(times["b"], times["a"])])
-        if lo <= 1.0 <= hi:
+        if lo <= 1.0 <= hi and 0.8 < med < 1.25:
             break
     assert lo <= 1.0 <= hi and 0.8 < med < 1.25
+    assert calls["a"] >= 1 and len(times["a"]) == 25
+
+
+def test_a_fast_network_is_called_until_its_share_of_a_round_is_long_enough():
+    fast, slow = nn.Identity(), (lambda x: time.sleep(0.004))
+    times, calls = timing.interleaved({"fast": fast, "slow": slow}, torch.zeros(1), torch.device("cpu"), rounds=6,
+                                      min_s=0.01)
+    assert calls["slow"] <= 3 < 100 < calls["fast"]
+    assert all(0.004 <= t < 0.05 for t in times["slow"])  # each round's figure is one call's time
 
 
 @pytest.fixture
@@ -123,8 +134,8 @@ def test_a_measurement_that_disagrees_with_itself_is_refused_and_nothing_is_over
     kept.parent.mkdir(parents=True)
     kept.write_text("{}\n")
 
-    def noisy(fns, x, device, rounds, repeats=1, warmup=2):  # the control copy 30 % slower every round
-        return {n: [1.3 if n == timing.CONTROL else 1.0] * rounds for n in fns}
+    def noisy(fns, x, device, rounds, min_s=0.05, warmup=2):  # the control copy 30 % slower every round
+        return {n: [1.3 if n == timing.CONTROL else 1.0] * rounds for n in fns}, {n: 1 for n in fns}
 
     monkeypatch.setattr(timing, "interleaved", noisy)
     assert_bad_input(capsys, ["cost", "--suite", str(tiny), "--results", str(root)], root,
