@@ -75,10 +75,25 @@ def read_plans(root: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def ran_with(obj: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Whether the result ``obj`` ran with the hyper-parameters ``params`` (a key the result
+    predates counts as its default): after a code default changes, the results that relied on
+    the old one are stale."""
+    return all(obj["params"].get(k, v) == v for k, v in params.items())
+
+
+def stale(plan: dict[str, Any], obj: dict[str, Any]) -> bool:
+    """Whether a suite's recorded ``plan`` now runs ``obj``'s entry with other hyper-parameters
+    than those ``obj`` ran with (its run resumes it); False where the plan or ``obj`` does not say."""
+    params = plan.get("params", {}).get(obj["method"])
+    return params is not None and "params" in obj and not ran_with(obj, params)
+
+
 def missing(plan: dict[str, Any], jobs: list[dict], skipped: list[dict]) -> list[tuple[str, str | None, list[int]]]:
-    """The jobs a suite's recorded ``plan`` asks for that have neither a result among ``jobs`` nor a
-    skip record: (task, entry, seeds), the entry None where every entry misses every seed."""
-    done = {(j["task"], j["method"], j["seed"]) for j in jobs}
+    """The jobs a suite's recorded ``plan`` asks for that have neither a current result among
+    ``jobs`` nor a skip record: (task, entry, seeds), the entry None where every entry misses
+    every seed."""
+    done = {(j["task"], j["method"], j["seed"]) for j in jobs if not stale(plan, j)}
     skip_task = {k["task"] for k in skipped if not k.get("method")}
     skip_job = {(k["task"], k["method"]) for k in skipped if k.get("method")}
     out: list[tuple[str, str | None, list[int]]] = []

@@ -147,7 +147,7 @@ def run_job(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: int, r
     cost_s = time.perf_counter() - t0
     return make_record(
         task, logits, labels, root, job.path(root), suite=suite.name, method=entry.name, seed=seed,
-        params=resolved_params(entry), config_hash=job_hash(task, entry, seed),
+        params=entry.resolved(), config_hash=job_hash(task, entry, seed),
         cost=costs, wall={"fit_s": fit_s, "eval_s": eval_s, "cost_s": cost_s}, extra=method.extra_ or {},
         provenance={**results.provenance(str(task.device)), "checkpoints": task.checkpoints}, **(fields or {}),
     )
@@ -174,7 +174,7 @@ def run_claimed(suite: Suite, task: SupervisedTask, entry: MethodEntry, seed: in
     with claimed(job, root) as mine:
         if not mine:
             return "elsewhere"
-        if not force and dist.agree(_finished(job.path(root), job_hash(task, entry, seed), resolved_params(entry))):
+        if not force and dist.agree(_finished(job.path(root), job_hash(task, entry, seed), entry.resolved())):
             return "reused"
         run_job(suite, task, entry, seed, root, fields)
         return "done"
@@ -247,12 +247,6 @@ def clean_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
-def resolved_params(entry: MethodEntry) -> dict:
-    """The hyper-parameters a job of ``entry`` runs with: its declared ones over the method's
-    present defaults, as its result records them."""
-    return {"method": entry.method, **methods.create(entry.method, **entry.params).get_params()}
-
-
 def _finished(path: Path, expected_hash: str, params: dict) -> bool:
     """A result to reuse: same configuration, run with the hyper-parameters ``params`` (a changed
     code default makes the results that relied on it stale; a key the result predates counts as
@@ -264,8 +258,8 @@ def _finished(path: Path, expected_hash: str, params: dict) -> bool:
         obj = results.read(path)
     except ResultError as e:
         raise ResultError(f"{e}; delete it or rerun with --force") from None
-    same_params = all(obj["params"].get(k, v) == v for k, v in params.items())
-    return obj["config_hash"] == expected_hash and same_params and "checkpoints" in obj.get("provenance", {})
+    return (obj["config_hash"] == expected_hash and results.ran_with(obj, params)
+            and "checkpoints" in obj.get("provenance", {}))
 
 
 def _write_skip(root: Path, suite: Suite, task: str, reason: str, method: str | None = None) -> None:
@@ -330,7 +324,7 @@ def plan_jobs(
                     report.skipped.append(label)
                     bar.update(1)
                 elif not force and dist.agree(_finished(job.path(root), job_hash(task, entry, seed),
-                                                        resolved_params(entry))):
+                                                        entry.resolved())):
                     report.reused.append(label)
                     bar.update(1)
                 else:

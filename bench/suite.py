@@ -61,6 +61,11 @@ class MethodEntry:
     method: str
     params: dict[str, Any]
 
+    def resolved(self) -> dict[str, Any]:
+        """The hyper-parameters a job of this entry runs with: its declared ones over the method's
+        present defaults, as its result records them."""
+        return {"method": self.method, **methods.create(self.method, **self.params).get_params()}
+
 
 @dataclass
 class Suite:
@@ -181,6 +186,7 @@ def load(name_or_path: str) -> Suite:
 
         protocol = tuning.parse(raw["tuning"], where, [e.name for e in entries], [t.name for t in tasks])
     plan = {"suite": path.stem, "entries": [e.name for e in entries],
+            "params": {e.name: e.resolved() for e in entries},
             "tasks": [{"name": t.name, "seeds": t.seeds or seeds} for t in tasks]}
     if protocol is not None:
         plan["tuning"] = protocol.plan([t.name for t in tasks])

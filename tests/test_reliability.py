@@ -361,6 +361,19 @@ def test_missing_runs_count_a_tasks_own_seeds(tmp_path):
     assert pages.missing_runs(plan, [], []) == ["`digits`: every entry, seeds 1, 2"]
 
 
+def test_a_result_run_with_parameters_its_suite_no_longer_gives_is_stale_and_counted_missing(tmp_path):
+    s = suite.load(str(write_suite(tmp_path, "[methods.single]\n", tasks=f"[[tasks]]\n{TASK}\nseeds = [1]\n")))
+    now = s.plan["params"]["single"]
+    assert now == s.methods[0].resolved()
+    current = {"task": "digits", "method": "single", "seed": 1, "params": dict(now)}
+    before = {**current, "params": {**now, "lr_scale": "an earlier default"}}
+    legacy = {**current, "params": {"method": "single"}}  # predates every other key: their defaults
+    assert not results.stale(s.plan, current) and results.stale(s.plan, before) and not results.stale(s.plan, legacy)
+    assert not results.stale({}, before)  # a plan without parameters does not say
+    assert pages.missing_runs(s.plan, [current], []) == []
+    assert pages.missing_runs(s.plan, [before], []) == ["`digits`: every entry, seed 1"]
+
+
 def test_same_seed_gives_the_same_numbers(tmp_path, wrapper, monkeypatch):
     suite_path = write_suite(tmp_path)
     outs = []
@@ -793,7 +806,7 @@ def test_a_changed_code_default_makes_the_results_that_relied_on_it_stale(tmp_pa
     assert not runner._finished(path, "abc", {**params, "finetune_frac": 0.5})  # recorded: another value
     assert runner._finished(path, "abc", {**params, "new_knob": 1})  # a parameter the result predates
     entry = suite.MethodEntry("hydra-x", "hydra", {"merge_mlp": False})
-    assert runner.resolved_params(entry) == {"method": "hydra", **methods.create("hydra", merge_mlp=False).get_params()}
+    assert entry.resolved() == {"method": "hydra", **methods.create("hydra", merge_mlp=False).get_params()}
 
 
 def test_read_names_a_truncated_file(tmp_path):

@@ -26,6 +26,7 @@ class Inputs:
     evidence: Evidence
     costs: list[dict]  # side-by-side cost files (``bench.timing``)
     across: list[dict]  # each search's winners run on every task (``tuning.across_tasks``)
+    stale: list[dict]  # finished jobs whose suite now runs their entry otherwise (``results.stale``)
 
     def by_task(self, suite: str, task: str) -> list[dict]:
         return [j for j in self.jobs if j["suite"] == suite and j["task"] == task]
@@ -53,17 +54,21 @@ class Inputs:
 def load(root: Path, evidence: Evidence | None = None) -> Inputs:
     """Everything under ``root``, the logits behind the intervals included (``evidence``), so that
     damaged files stop the report before anything is written."""
-    ok, skipped = [], []
+    ok, skipped, stale = [], [], []
+    plans = results.read_plans(root)
     for path in sorted((root / "runs").rglob("*.json")):
         obj = results.read(path)  # raises ResultError naming the file
         obj["_path"] = str(path.relative_to(root))
-        (ok if obj["status"] == "ok" else skipped).append(obj)
+        if obj["status"] != "ok":
+            skipped.append(obj)
+        else:
+            (stale if results.stale(plans.get(obj["suite"], {}), obj) else ok).append(obj)
     ok += [c for j in ok if (c := calibration.calibrated_result(j))]
     evidence = evidence or Evidence(root)
     for j in ok:
         evidence.replicates(j)
-    return Inputs(root, ok, skipped, results.read_plans(root), tuning.load_records(root), timing.load_timings(root),
-                  evidence, timing.load(root), tuning.load_across(root))
+    return Inputs(root, ok, skipped, plans, tuning.load_records(root), timing.load_timings(root),
+                  evidence, timing.load(root), tuning.load_across(root), stale)
 
 
 def by_entry(jobs: list[dict]) -> dict[str, list[dict]]:
