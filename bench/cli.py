@@ -136,7 +136,8 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         if len(sizes) != 2:
             raise ValueError(f"--batch-sizes takes two sizes, small and large, got {args.batch_sizes!r}")
         s.batch_sizes = tuple(sizes)
-    rounds = (_count(args.rounds_small, "--rounds-small") or 31, _count(args.rounds_large, "--rounds-large") or 11)
+    rounds = (_count(args.rounds_small, "--rounds-small") or timing.ROUNDS[0],
+              _count(args.rounds_large, "--rounds-large") or timing.ROUNDS[1])
     if min(rounds) < timing.MIN_ROUNDS:
         raise ValueError(f"--rounds-small and --rounds-large must be at least {timing.MIN_ROUNDS}")
     device = runner.resolve_device(args.device or "cpu")
@@ -256,7 +257,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", help="CPU threads (default: the suite's)")
     c.add_argument("--batch-sizes", help="small,large batch (default: the suite's batch_sizes)")
     c.add_argument("--rounds-small", help="rounds at the small batch (default 31)")
-    c.add_argument("--rounds-large", help="rounds at the large batch (default 11)")
+    c.add_argument("--rounds-large", help="rounds at the large batch (default 15)")
     c.set_defaults(fn=_cmd_cost)
     lb = sub.add_parser("leaderboard", help="rebuild leaderboard.md and .html, summary.csv, runs.json and figures")
     lb.add_argument("--results", type=Path, default=RESULTS)

@@ -25,6 +25,7 @@ One file per suite, task, device and dtype: ``<results>/cost/<suite>/<task>/<dev
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import math
@@ -48,7 +49,8 @@ from .suite import MethodEntry, Suite
 
 CONTROL = "control"  # the second copy of the reference
 MIN_ROUNDS = 6  # fewer rounds give no 95 % interval of a median
-MIN_CALL_S = 0.05  # each entry's share of a round lasts at least this long
+MIN_CALL_S = 0.1  # each entry's share of a round lasts at least this long
+ROUNDS = (31, 15)  # rounds at the small and at the large batch
 
 
 class MeasurementError(ValueError):
@@ -166,12 +168,12 @@ def _sync(device: torch.device) -> None:
 
 
 def interleaved(fns: dict[str, Callable[[Any], Any]], x: Any, device: torch.device, rounds: int,
-                min_s: float = MIN_CALL_S, warmup: int = 2) -> tuple[dict[str, list[float]], dict[str, int]]:
+                min_s: float | None = None, warmup: int = 2) -> tuple[dict[str, list[float]], dict[str, int]]:
     """Seconds of one ``fn(x)`` per round, for every fn, and the calls each round averages: each
     round calls every fn in turn (the order reversed every other round), as many times in a row as
     take about ``min_s`` (set once, after the warm-up), so a network of microseconds is timed over
     a span the clock and the scheduler resolve as well as one of seconds."""
-    names = list(fns)
+    names, min_s = list(fns), MIN_CALL_S if min_s is None else min_s
     calls: dict[str, int] = {}
     with torch.no_grad():
         for name in names:
@@ -183,13 +185,21 @@ def interleaved(fns: dict[str, Callable[[Any], Any]], x: Any, device: torch.devi
             _sync(device)
             calls[name] = max(1, math.ceil(min_s / max(time.perf_counter() - t0, 1e-9)))
         out: dict[str, list[float]] = {n: [] for n in names}
-        for r in range(rounds):
-            for name in (names if r % 2 == 0 else names[::-1]):
-                t0 = time.perf_counter()
-                for _ in range(calls[name]):
-                    fns[name](x)
-                _sync(device)
-                out[name].append((time.perf_counter() - t0) / calls[name])
+        collecting = gc.isenabled()
+        gc.disable()  # a collection inside one entry's share would be charged to it alone
+        try:
+            for r in range(rounds):
+                for name in (names if r % 2 == 0 else names[::-1]):
+                    fns[name](x)  # untimed: the caches and allocator warm to this network, not the last one
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    for _ in range(calls[name]):
+                        fns[name](x)
+                    _sync(device)
+                    out[name].append((time.perf_counter() - t0) / calls[name])
+        finally:
+            if collecting:
+                gc.enable()
     return out, calls
 
 
@@ -216,7 +226,7 @@ def _device_name(device: torch.device) -> str:
 
 
 def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: torch.dtype,
-                 rounds: tuple[int, int] = (31, 11), log=print) -> dict[str, Any]:
+                 rounds: tuple[int, int] = ROUNDS, log=print) -> dict[str, Any]:
     """Time every entry of ``task`` side by side (``rounds`` at the small and the large batch);
     the cost file's content. Raises ``MeasurementError`` when identical networks disagree."""
     entries, candidates, notes = entries_of(suite, task, root)
@@ -279,7 +289,7 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
 
 
 def run(suite: Suite, root: Path, droot: Path, device: torch.device, dtype: torch.dtype,
-        only_tasks: list[str] | None = None, rounds: tuple[int, int] = (31, 11), log=print) -> list[Path]:
+        only_tasks: list[str] | None = None, rounds: tuple[int, int] = ROUNDS, log=print) -> list[Path]:
     """Measure every task of ``suite`` with data and write its cost file; the files written.
     A task whose measurement disagrees with itself raises before its file is touched."""
     from .data.root import MissingData
