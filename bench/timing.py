@@ -49,8 +49,9 @@ from .suite import MethodEntry, Suite
 
 CONTROL = "control"  # the second copy of the reference
 MIN_ROUNDS = 6  # fewer rounds give no 95 % interval of a median
-MIN_CALL_S = 0.1  # each entry's share of a round lasts at least this long
-ROUNDS = (31, 15)  # rounds at the small and at the large batch
+MIN_CALL_S = 0.05  # each entry's share of a round lasts at least this long
+ROUNDS = (21, 11)  # rounds at the small and at the large batch
+ATTEMPTS = 3  # measurements of a task before its disagreement is reported
 
 
 class MeasurementError(ValueError):
@@ -168,13 +169,31 @@ def _sync(device: torch.device) -> None:
 
 
 def interleaved(fns: dict[str, Callable[[Any], Any]], x: Any, device: torch.device, rounds: int,
-                min_s: float | None = None, warmup: int = 2) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """Seconds of one ``fn(x)`` per round, for every fn, and the calls each round averages: each
-    round calls every fn in turn (the order reversed every other round), as many times in a row as
-    take about ``min_s`` (set once, after the warm-up), so a network of microseconds is timed over
-    a span the clock and the scheduler resolve as well as one of seconds."""
+                min_s: float | None = None, warmup: int = 2, reference: str | None = None
+                ) -> tuple[dict[str, list[float]], dict[str, int], dict[str, list[float]]]:
+    """Seconds of one ``fn(x)`` per round for every fn, the calls each share of a round averages,
+    and, per fn and round, the seconds of ``reference`` timed right beside it (the mean of its
+    shares just before and just after; the fn's own time where there is no reference).
+
+    Each round times every fn in turn, the order reversed every other round, and with a
+    ``reference`` times it again between any two others, so that a fn's ratio to it is taken
+    seconds apart and a drift of the machine's speed cancels. A share of a round is one untimed
+    call (the caches and allocator warm to this network, not the last one) and then as many calls
+    as take about ``min_s`` (set once, after the warm-up), so a network of microseconds is timed
+    over a span the clock and the scheduler resolve as well as one of seconds."""
     names, min_s = list(fns), MIN_CALL_S if min_s is None else min_s
+    others = [n for n in names if n != reference]
     calls: dict[str, int] = {}
+
+    def share(name: str) -> float:
+        fns[name](x)
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(calls[name]):
+            fns[name](x)
+        _sync(device)
+        return (time.perf_counter() - t0) / calls[name]
+
     with torch.no_grad():
         for name in names:
             for _ in range(warmup):
@@ -185,22 +204,26 @@ def interleaved(fns: dict[str, Callable[[Any], Any]], x: Any, device: torch.devi
             _sync(device)
             calls[name] = max(1, math.ceil(min_s / max(time.perf_counter() - t0, 1e-9)))
         out: dict[str, list[float]] = {n: [] for n in names}
+        beside: dict[str, list[float]] = {n: [] for n in names}
         collecting = gc.isenabled()
-        gc.disable()  # a collection inside one entry's share would be charged to it alone
+        gc.disable()  # a collection inside one share would be charged to that fn alone
         try:
             for r in range(rounds):
-                for name in (names if r % 2 == 0 else names[::-1]):
-                    fns[name](x)  # untimed: the caches and allocator warm to this network, not the last one
-                    _sync(device)
-                    t0 = time.perf_counter()
-                    for _ in range(calls[name]):
-                        fns[name](x)
-                    _sync(device)
-                    out[name].append((time.perf_counter() - t0) / calls[name])
+                ref_times = [share(reference)] if reference else []
+                for name in (others if r % 2 == 0 else others[::-1]):
+                    out[name].append(share(name))
+                    if reference:
+                        ref_times.append(share(reference))
+                        beside[name].append((ref_times[-2] + ref_times[-1]) / 2)
+                    else:
+                        beside[name].append(out[name][-1])
+                if reference:
+                    out[reference].append(statistics.median(ref_times))
+                    beside[reference].append(out[reference][-1])
         finally:
             if collecting:
                 gc.enable()
-    return out, calls
+    return out, calls, beside
 
 
 def _peak_mb(fn: Callable[[Any], Any], x: Any, device: torch.device) -> float:
@@ -246,11 +269,11 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
     load_start = os.getloadavg()[0] / (os.cpu_count() or 1)
     log(f"{task.name}: timing {len(fns)} networks side by side, {rounds[0]} rounds at batch {small} "
         f"and {rounds[1]} at batch {large} ({len(candidates)} tuning candidates among them)")
-    timed_at = {small: interleaved(fns, xs[small], device, rounds[0]),
-                large: interleaved(fns, xs[large], device, rounds[1])}
-    times = {b: t for b, (t, _) in timed_at.items()}
-    load_end = os.getloadavg()[0] / (os.cpu_count() or 1)
     ref = entries[0].name
+    timed_at = {small: interleaved(fns, xs[small], device, rounds[0], reference=ref),
+                large: interleaved(fns, xs[large], device, rounds[1], reference=ref)}
+    times = {b: t for b, (t, _, _) in timed_at.items()}
+    load_end = os.getloadavg()[0] / (os.cpu_count() or 1)
     rows = []
     for name, c in timed.items():
         row = {"name": name, "kind": c.kind, "method": c.method, "params": c.params, "source": c.source,
@@ -261,10 +284,11 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
         row["flops"] = counted
         row |= cost.analytic(c.networks, xs[small], dtype)
         for label, b in (("small", small), ("large", large)):
-            ratios = [t / r for t, r in zip(times[b][name], times[b][ref])]
+            ratios = [t / r for t, r in zip(times[b][name], timed_at[b][2][name])]
             med, lo, hi = median_interval(ratios)
             row[label] = {"batch": b, "median_s": statistics.median(times[b][name]), "ratio": med, "lo": lo, "hi": hi,
-                          "calls_per_round": timed_at[b][1][name], "rounds_s": times[b][name]}
+                          "calls_per_round": timed_at[b][1][name], "rounds_s": times[b][name],
+                          "reference_beside_s": timed_at[b][2][name]}
         row["large"]["per_sample_s"] = row["large"]["median_s"] / large
         row["peak_mem_mb"] = _peak_mb(fns[name], xs[large], device)
         rows.append(row)
@@ -291,11 +315,15 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
 def run(suite: Suite, root: Path, droot: Path, device: torch.device, dtype: torch.dtype,
         only_tasks: list[str] | None = None, rounds: tuple[int, int] = ROUNDS, log=print) -> list[Path]:
     """Measure every task of ``suite`` with data and write its cost file; the files written.
-    A task whose measurement disagrees with itself raises before its file is touched."""
+    A measurement that disagrees with itself is taken again, up to ``ATTEMPTS`` times in all (each
+    of its four checks misses its 95 % interval now and then by design); a task that still
+    disagrees leaves its file untouched, the other tasks are measured, and the error is raised
+    at the end."""
     from .data.root import MissingData
     from .suite import build_task
 
-    written = []
+    written: list[Path] = []
+    failed: list[MeasurementError] = []
     for entry in suite.tasks:
         if only_tasks and entry.name not in only_tasks:
             continue
@@ -305,11 +333,22 @@ def run(suite: Suite, root: Path, droot: Path, device: torch.device, dtype: torc
             log(f"skipped task {entry.name}: {e}")
             continue
         task.device = device
-        data = measure_task(suite, task, root, device, dtype, rounds, log)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                data = measure_task(suite, task, root, device, dtype, rounds, log)
+                break
+            except MeasurementError as e:
+                log(f"attempt {attempt} of {ATTEMPTS}: {e}")
+                refused = e
+        else:
+            failed.append(refused)
+            continue
         out = path(root, suite.name, task.name, device.type, data["dtype"])
         results.write_atomic(out, json.dumps(data, indent=1, sort_keys=True) + "\n")
         log(summary(data))
         written.append(out)
+    if failed:
+        raise MeasurementError("; ".join(map(str, failed)) + f" ({len(written)} other files written)")
     return written
 
 
@@ -364,9 +403,14 @@ def ratios(f: dict, name: str) -> dict[str, tuple[float, float, float]] | None:
 
 
 def between(f: dict, a: str, b: str, batch: str) -> tuple[float, float, float]:
-    """Entry ``a``'s time over entry ``b``'s at ``batch``, round by round: median and 95 % interval."""
-    rows = {r["name"]: r for r in f["entries"]}
-    return median_interval([x / y for x, y in zip(rows[a][batch]["rounds_s"], rows[b][batch]["rounds_s"])])
+    """Entry ``a``'s time over entry ``b``'s at ``batch``, round by round (each first taken over the
+    reference timed beside it, where the file records that): median and 95 % interval."""
+    rows = {r["name"]: r[batch] for r in f["entries"]}
+
+    def rel(s: dict) -> list[float]:
+        return [t / r for t, r in zip(s["rounds_s"], s.get("reference_beside_s", [1.0] * len(s["rounds_s"])))]
+
+    return median_interval([x / y for x, y in zip(rel(rows[a]), rel(rows[b]))])
 
 
 def entry_cost(files: list[dict], js: list[dict]) -> tuple[dict | None, dict | None]:
