@@ -177,16 +177,17 @@ def interleaved(fns: dict[str, Callable[[Any], Any]], x: Any, device: torch.devi
 
     Each round times every fn in turn, the order reversed every other round, and with a
     ``reference`` times it again between any two others, so that a fn's ratio to it is taken
-    seconds apart and a drift of the machine's speed cancels. A share of a round is one untimed
-    call (the caches and allocator warm to this network, not the last one) and then as many calls
-    as take about ``min_s`` (set once, after the warm-up), so a network of microseconds is timed
-    over a span the clock and the scheduler resolve as well as one of seconds."""
+    seconds apart and a drift of the machine's speed cancels. A share of a round is as many calls
+    as take about ``min_s`` (set once, after the warm-up) untimed, which bring the caches and the
+    allocator back to this network's steady state, then as many timed, so a network of
+    microseconds is timed over a span the clock and the scheduler resolve as well as one of seconds."""
     names, min_s = list(fns), MIN_CALL_S if min_s is None else min_s
     others = [n for n in names if n != reference]
     calls: dict[str, int] = {}
 
     def share(name: str) -> float:
-        fns[name](x)
+        for _ in range(calls[name]):  # untimed, as many as timed: back to this network's steady state
+            fns[name](x)
         _sync(device)
         t0 = time.perf_counter()
         for _ in range(calls[name]):
