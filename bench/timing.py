@@ -385,6 +385,12 @@ def find(files: list[dict], suite: str, task: str, where: tuple[str, str] = TABL
     return next((f for f in files if (f["suite"], f["task"], f["device"], f["dtype"]) == (suite, task, *where)), None)
 
 
+def setting(f: dict) -> str:
+    """A cost file's device, dtype and (on a CPU) threads, as a reader names them."""
+    n = f.get("threads")
+    return f"{f['device']}, {f['dtype']}" + (f", {n} thread{'s' * (n != 1)}" if n else "")
+
+
 def costed_as(js: list[dict]) -> str:
     """The entry whose networks a result runs (a post-processed variant runs its entry's)."""
     return js[0]["method"].removesuffix(calibration.SUFFIX) if js[0].get("post_hoc") else js[0]["method"]

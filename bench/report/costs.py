@@ -34,8 +34,8 @@ def sentence(files: list[dict], entry: str, js: list[dict]) -> str | None:
     """How costly ``entry`` is next to the reference, for the headline's answer."""
     f, r = timing.entry_cost(files, js)
     return (f"`{entry}` holds {r['params'][0]:.2f}× the parameters of `{f['reference']}` and computes "
-            f"{r['flops'][0]:.2f}× its FLOPs; measured side by side ({f['device']}, {f['dtype']}, {f['threads']} "
-            f"threads) it takes {ratio(r['small']).text}× its time at batch {f['batch_sizes'][0]} and "
+            f"{r['flops'][0]:.2f}× its FLOPs; measured side by side ({timing.setting(f)}) "
+            f"it takes {ratio(r['small']).text}× its time at batch {f['batch_sizes'][0]} and "
             f"{ratio(r['large']).text}× at batch {f['batch_sizes'][1]} (95 % intervals over rounds).") if r else None
 
 
@@ -55,7 +55,7 @@ def page(files: list[dict], timings: list[timing.Timing]) -> Page:
                      number(r["flops"][0] / r["large"][0]), number(e["peak_mem_mb"], ".0f")]
             rows.append(Row(dict(zip(FILE, cells)), f["suite"], f["task"], e["name"], e["method"], (path,)))
         out.blocks += [Heading(2, f"`{f['task']}` ({f['suite']}), {f['device']} {f['dtype']}", slug("cost", *where)),
-                       Para(f"{f['device_name']}, {f['threads'] or '–'} threads, batches {bs[0]} and {bs[1]}, "
+                       Para(f"{f['device_name']} ({timing.setting(f)}), batches {bs[0]} and {bs[1]}, "
                             f"{f['rounds'][0]} and {f['rounds'][1]} rounds; CPU load per core {load['start']:.2f} at "
                             f"the start and {load['end']:.2f} at the end; "
                             f"{sum(e['kind'] == 'candidate' for e in f['entries'])} tuning candidates timed beside "

@@ -1,7 +1,6 @@
-"""What the report reads, all from the results folder: result files (each with its temperature-
-scaled variant, ``<entry> +TS``, where it has a fitted temperature), the plans suites recorded
-there, tuning records, and the cost files. A file that is unreadable or does not match its
-schema stops the report with its name."""
+"""What the report reads from the results folder: result files (with their ``<entry> +TS`` variants
+where a temperature was fitted), the suites' plans, tuning records and cost files. A file that is
+unreadable or does not match its schema stops the report with its name."""
 
 from __future__ import annotations
 
@@ -54,15 +53,12 @@ class Inputs:
 def load(root: Path, evidence: Evidence | None = None) -> Inputs:
     """Everything under ``root``, the logits behind the intervals included (``evidence``), so that
     damaged files stop the report before anything is written."""
-    ok, skipped, stale = [], [], []
-    plans = results.read_plans(root)
+    ok, skipped, stale, plans = [], [], [], results.read_plans(root)
     for path in sorted((root / "runs").rglob("*.json")):
         obj = results.read(path)  # raises ResultError naming the file
         obj["_path"] = str(path.relative_to(root))
-        if obj["status"] != "ok":
-            skipped.append(obj)
-        else:
-            (stale if results.stale(plans.get(obj["suite"], {}), obj) else ok).append(obj)
+        (skipped if obj["status"] != "ok" else stale if results.stale(plans.get(obj["suite"], {}), obj)
+         else ok).append(obj)
     ok += [c for j in ok if (c := calibration.calibrated_result(j))]
     evidence = evidence or Evidence(root)
     for j in ok:

@@ -85,13 +85,10 @@ def suite_page(inputs: Inputs, suite: str, figures: dict) -> Page:
         if mine := inputs.claims_on(suite, task):
             page.blocks += claims_table(mine, by_entry(tj), suite, task)
     skipped = [s for s in inputs.skipped if s["suite"] == suite]
-    if missing := missing_runs(inputs.plans.get(suite, {}), sj, skipped):
-        page.blocks.append(Para("Not yet run (the suite resumes them): " + "; ".join(missing) + "."))
-    if old := [j for j in inputs.stale if j["suite"] == suite]:
-        entries = ", ".join(f"`{e}`" for e in dict.fromkeys(j["method"] for j in old))
-        page.blocks.append(Para(f"Left out: {len(old)} results of {entries} ran with other hyper-parameters than "
-                                "the suite now gives the entry (a code default changed since); resuming the suite "
-                                "reruns them."))
+    if missing := missing_runs(inputs.plans.get(suite, {}), sj, skipped):  # stale results count as missing
+        old = sum(j["suite"] == suite for j in inputs.stale)
+        tail = f" Among them, {old} results run before a code default changed (left out)." if old else ""
+        page.blocks.append(Para("Not yet run (the suite resumes them): " + "; ".join(missing) + "." + tail))
     ran = {j["task"] for j in sj}  # a task skipped on a later run where its data were absent keeps its results
     page.blocks += bullets([f"Skipped `{s['task']}`{' / `' + s['method'] + '`' if s.get('method') else ''}: "
                             f"{s['reason']}" for s in skipped if s.get("method") or s["task"] not in ran])
