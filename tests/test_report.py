@@ -118,7 +118,7 @@ def test_matched_cost_compares_hydra_with_the_best_entry_that_costs_no_more(buil
     """On parameters (Hydra 1.01x) the deep ensemble (3x) is out and the best NLL among the rest,
     the +TS variants included, is the comparison; `dropout` (4 passes) is in on parameters, out on FLOPs."""
     jobs = [j for j in inputs.load(built / "results").jobs if j["suite"] == "standard"]
-    table = find(made, "matched-cost")
+    table = find(made, "matched-cost-table")
     cell = table.cell("hydra-taylor", "test/nll", axis="Params × (1.01)")
     cheap = {e: np.mean([j["metrics"]["test/nll"] for j in jobs if j["method"] == e])
              for e in {j["method"] for j in jobs} - {"ensemble", "ensemble +TS", "heads-circ", "heads-circ +TS",

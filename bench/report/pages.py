@@ -129,7 +129,7 @@ def claims_page(inputs: Inputs) -> Page:
             MATCHED, [Row({"task": text(f"{r['task']} ({r['suite']})"), "entry": text(r["entry"], True),
                            "axis": text(f"{costs.AXES[r['axis']]} ({r['cost']:.2f})"),
                            **{k: vs(r[k]) for k in frontier.KEYS}}, r["suite"], r["task"], r["entry"]) for r in rows],
-            "matched-cost")]
+            "matched-cost-table")]
     return page
 
 
