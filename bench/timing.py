@@ -288,11 +288,11 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
         row["flops"] = counted
         row |= cost.analytic(c.networks, xs[small], dtype)
         for label, b in (("small", small), ("large", large)):
-            ratios = [t / r for t, r in zip(times[b][name], timed_at[b][2][name])]
-            med, lo, hi = median_interval(ratios)
-            row[label] = {"batch": b, "median_s": statistics.median(times[b][name]), "ratio": med, "lo": lo, "hi": hi,
+            row[label] = {"batch": b, "median_s": statistics.median(times[b][name]),
                           "calls_per_round": timed_at[b][1][name], "rounds_s": times[b][name],
                           "reference_beside_s": timed_at[b][2][name]}
+            med, lo, hi = median_interval(relative(row[label]))
+            row[label] |= {"ratio": med, "lo": lo, "hi": hi}
         row["large"]["per_sample_s"] = row["large"]["median_s"] / large
         row["peak_mem_mb"] = _peak_mb(fns[name], xs[large], device)
         rows.append(row)
@@ -416,11 +416,12 @@ def between(f: dict, a: str, b: str, batch: str) -> tuple[float, float, float]:
     """Entry ``a``'s time over entry ``b``'s at ``batch``, round by round (each first taken over the
     reference timed beside it, where the file records that): median and 95 % interval."""
     rows = {r["name"]: r[batch] for r in f["entries"]}
+    return median_interval([x / y for x, y in zip(relative(rows[a]), relative(rows[b]))])
 
-    def rel(s: dict) -> list[float]:
-        return [t / r for t, r in zip(s["rounds_s"], s.get("reference_beside_s", [1.0] * len(s["rounds_s"])))]
 
-    return median_interval([x / y for x, y in zip(rel(rows[a]), rel(rows[b]))])
+def relative(s: dict) -> list[float]:
+    """One batch's round times of an entry over the reference's timed beside it (where recorded)."""
+    return [t / r for t, r in zip(s["rounds_s"], s.get("reference_beside_s", [1.0] * len(s["rounds_s"])))]
 
 
 def entry_cost(files: list[dict], js: list[dict]) -> tuple[dict | None, dict | None]:
