@@ -138,11 +138,12 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         s.batch_sizes = tuple(sizes)
     rounds = (_count(args.rounds_small, "--rounds-small") or timing.ROUNDS[0],
               _count(args.rounds_large, "--rounds-large") or timing.ROUNDS[1])
-    if min(rounds) < timing.MIN_ROUNDS:
-        raise ValueError(f"--rounds-small and --rounds-large must be at least {timing.MIN_ROUNDS}")
+    processes = _count(args.processes, "--processes") or timing.PROCESSES
+    if processes < timing.MIN_ROUNDS:
+        raise ValueError(f"--processes must be at least {timing.MIN_ROUNDS} (fewer give no 95 % interval of a median)")
     device = runner.resolve_device(args.device or "cpu")
     written = timing.run(s, args.results, runner.checked_data_root(), device, getattr(torch, args.dtype),
-                         _split(args.tasks), rounds)
+                         _split(args.tasks), rounds, processes)
     print(f"wrote {len(written)} cost files" + "".join(f"\n  {p}" for p in written))
     return 0
 
@@ -256,8 +257,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     c.add_argument("--threads", help="CPU threads (default: the suite's)")
     c.add_argument("--batch-sizes", help="small,large batch (default: the suite's batch_sizes)")
-    c.add_argument("--rounds-small", help="rounds at the small batch (default 21)")
-    c.add_argument("--rounds-large", help="rounds at the large batch (default 11)")
+    c.add_argument("--processes", help="fresh processes the rounds are split over (default 6, at least 6)")
+    c.add_argument("--rounds-small", help="rounds per process at the small batch (default 4)")
+    c.add_argument("--rounds-large", help="rounds per process at the large batch (default 2)")
     c.set_defaults(fn=_cmd_cost)
     lb = sub.add_parser("leaderboard", help="rebuild leaderboard.md and .html, summary.csv, runs.json and figures")
     lb.add_argument("--results", type=Path, default=RESULTS)

@@ -2,17 +2,24 @@
 
 Inference cost depends on the architecture, not on the trained weights, so every entry of a
 task is built from its ``inference_networks(backbone_config)`` with random weights (no training,
-no checkpoint) and all of them are timed in one process, on the same inputs and threads,
+no checkpoint) and all of them are timed side by side, on the same inputs and threads,
 interleaved round by round: each round calls every network once in turn (the order reversed
-every other round, so that a drift of the machine's speed falls on all alike), and an entry's
-time ratio to the reference model is taken within each round. Timings taken at different
-moments or in different processes are not compared.
+every other round, so that a drift of the machine's speed falls on all alike), with the
+reference model (the single model, ``claims.REFERENCE``) timed again between any two, and an
+entry's time ratio to the reference is taken against the reference timed beside it.
 
-Per entry: the time of every round and its median at the small and at the large batch (so any
-two entries of a file can be compared round by round), the ratio to the reference's
-(the single model, ``claims.REFERENCE``) as the median of the per-round ratios with its 95 %
-distribution-free interval (order statistics of the median), peak memory, the counted
-parameters and FLOPs (analytic where the networks are stream transformers). A second copy of the
+What one process measures (its memory layout, the machine's state while it runs) can favour one
+network over another by a few per cent, more than the rounds within it vary, so a ratio from one
+process holds for that process only: the rounds are split over ``PROCESSES``
+fresh processes run one after another, each entry's ratio in a process is the median of its
+rounds, and the file's ratio is the median over the processes with its 95 % distribution-free
+interval (order statistics of the median). The interval thus says how far another run of the
+command may land. Timings from different runs of the command are never compared.
+
+Per entry: the time of every round (with its process) and its median at the small and at the
+large batch (so any two entries of a file can be compared round by round), the ratio to the
+reference with its interval, peak memory, the counted parameters and FLOPs (analytic where the
+networks are stream transformers). A second copy of the
 reference is timed as a control, and the measurement is refused when the control, or any entry
 whose networks equal the reference's, does not read 1.00 within its interval: then the machine
 was too noisy to tell the entries apart. Tuned entries are read from their tuning records (the
@@ -29,10 +36,12 @@ import gc
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,6 +50,7 @@ import numpy as np
 import torch
 from scipy.stats import binom
 from torch import nn
+from tqdm.auto import trange
 
 from .. import methods
 from ..methods import flops
@@ -48,9 +58,10 @@ from . import calibration, claims, cost, results, tuning
 from .suite import MethodEntry, Suite
 
 CONTROL = "control"  # the second copy of the reference
-MIN_ROUNDS = 6  # fewer rounds give no 95 % interval of a median
+MIN_ROUNDS = 6  # fewer values give no 95 % interval of a median
 MIN_CALL_S = 0.05  # each entry's share of a round lasts at least this long
-ROUNDS = (21, 11)  # rounds at the small and at the large batch
+PROCESSES = 6  # fresh processes a task is timed in, one after another (at least MIN_ROUNDS)
+ROUNDS = (4, 2)  # rounds per process at the small and at the large batch
 ATTEMPTS = 3  # measurements of a task before its disagreement is reported
 
 
@@ -95,6 +106,17 @@ def median_interval(values: list[float]) -> tuple[float, float, float]:
     while binom.cdf(k - 1, n, 0.5) > 0.025:
         k -= 1
     return statistics.median(v), v[k - 1], v[n - k]
+
+
+def grouped_median_interval(values: list[float], groups: list[int] | None) -> tuple[float, float, float]:
+    """``median_interval`` of the groups' medians (the rounds of each process), or of the values
+    themselves where no groups are recorded."""
+    if groups is None:
+        return median_interval(values)
+    by: dict[int, list[float]] = {}
+    for v, g in zip(values, groups):
+        by.setdefault(g, []).append(v)
+    return median_interval([statistics.median(v) for v in by.values()])
 
 
 # -- what a task's entries are --------------------------------------------------------------
@@ -230,6 +252,27 @@ def interleaved(fns: dict[str, Callable[[Any], Any]], x: Any, device: torch.devi
     return out, calls, beside
 
 
+def _to(x: Any, device: torch.device) -> Any:
+    return {k: v.to(device) for k, v in x.items()} if isinstance(x, dict) else x.to(device)
+
+
+def session(timed: dict[str, Costed], xs: dict[int, Any], rounds: dict[int, int], reference: str,
+            device: str, dtype: str, threads: int) -> dict[int, tuple]:
+    """One process's share of a measurement: the networks built with random weights, then
+    ``interleaved`` at each batch (``xs``: batch size -> inputs, ``rounds``: batch size -> rounds)."""
+    dev, dt = torch.device(device), getattr(torch, dtype)
+    if dev.type == "cpu":
+        torch.set_num_threads(threads)
+    fns = {n: build(c, dev, dt).forward_members for n, c in timed.items()}
+    return {b: interleaved(fns, _to(x, dev), dev, rounds[b], reference=reference) for b, x in xs.items()}
+
+
+def fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a new interpreter (spawned, not forked), with its own memory layout."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def _peak_mb(fn: Callable[[Any], Any], x: Any, device: torch.device) -> float:
     with torch.no_grad():
         if device.type == "cuda":
@@ -253,9 +296,10 @@ def _device_name(device: torch.device) -> str:
 
 
 def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: torch.dtype,
-                 rounds: tuple[int, int] = ROUNDS, log=print) -> dict[str, Any]:
-    """Time every entry of ``task`` side by side (``rounds`` at the small and the large batch);
-    the cost file's content. Raises ``MeasurementError`` when identical networks disagree."""
+                 rounds: tuple[int, int] = ROUNDS, processes: int = PROCESSES, log=print) -> dict[str, Any]:
+    """Time every entry of ``task`` side by side in ``processes`` fresh processes (``rounds`` in
+    each at the small and the large batch); the cost file's content. Raises ``MeasurementError``
+    when identical networks disagree."""
     entries, candidates, notes = entries_of(suite, task, root)
     timed = {c.name: c for c in entries}
     by_key = {c.key: c.name for c in reversed(entries)}  # the first entry with these networks
@@ -268,16 +312,19 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
         torch.set_num_threads(suite.threads)
     small, large = suite.batch_sizes
     xs = {b: _cast(task.example_inputs(b), dtype) for b in (small, large)}
+    dtype_name = str(dtype).removeprefix("torch.")
+    load_start = os.getloadavg()[0] / (os.cpu_count() or 1)
+    log(f"{task.name}: timing {len(timed)} networks side by side in {processes} fresh processes, {rounds[0]} rounds "
+        f"each at batch {small} and {rounds[1]} at batch {large} ({len(candidates)} tuning candidates among them)")
+    ref = entries[0].name
+    per_process = []
+    for p in trange(processes, desc=f"{task.name} cost", unit="process", leave=False):
+        per_process.append(fresh_process(session, timed, {b: _to(x, torch.device("cpu")) for b, x in xs.items()},
+                                         {small: rounds[0], large: rounds[1]}, ref, device.type, dtype_name,
+                                         suite.threads))
+    load_end = os.getloadavg()[0] / (os.cpu_count() or 1)
     built = {n: build(c, device, dtype) for n, c in timed.items()}
     fns = {n: m.forward_members for n, m in built.items()}
-    load_start = os.getloadavg()[0] / (os.cpu_count() or 1)
-    log(f"{task.name}: timing {len(fns)} networks side by side, {rounds[0]} rounds at batch {small} "
-        f"and {rounds[1]} at batch {large} ({len(candidates)} tuning candidates among them)")
-    ref = entries[0].name
-    timed_at = {small: interleaved(fns, xs[small], device, rounds[0], reference=ref),
-                large: interleaved(fns, xs[large], device, rounds[1], reference=ref)}
-    times = {b: t for b, (t, _, _) in timed_at.items()}
-    load_end = os.getloadavg()[0] / (os.cpu_count() or 1)
     rows = []
     for name, c in timed.items():
         row = {"name": name, "kind": c.kind, "method": c.method, "params": c.params, "source": c.source,
@@ -288,11 +335,13 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
         row["flops"] = counted
         row |= cost.analytic(c.networks, xs[small], dtype)
         for label, b in (("small", small), ("large", large)):
-            row[label] = {"batch": b, "median_s": statistics.median(times[b][name]),
-                          "calls_per_round": timed_at[b][1][name], "rounds_s": times[b][name],
-                          "reference_beside_s": timed_at[b][2][name]}
-            med, lo, hi = median_interval(relative(row[label]))
-            row[label] |= {"ratio": med, "lo": lo, "hi": hi}
+            took = [t for got in per_process for t in got[b][0][name]]
+            row[label] = {"batch": b, "median_s": statistics.median(took),
+                          "calls_per_round": [got[b][1][name] for got in per_process], "rounds_s": took,
+                          "reference_beside_s": [t for got in per_process for t in got[b][2][name]],
+                          "process_of_round": [p for p, got in enumerate(per_process) for _ in got[b][0][name]]}
+            row[label] |= dict(zip(("ratio", "lo", "hi"), grouped_median_interval(relative(row[label]),
+                                                                                  row[label]["process_of_round"])))
         row["large"]["per_sample_s"] = row["large"]["median_s"] / large
         row["peak_mem_mb"] = _peak_mb(fns[name], xs[large], device)
         rows.append(row)
@@ -309,7 +358,7 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
         "schema": results.SCHEMA_VERSION, "suite": suite.name, "task": task.name, "reference": ref,
         "device": device.type, "device_name": _device_name(device), "dtype": str(dtype).removeprefix("torch."),
         "threads": torch.get_num_threads() if device.type == "cpu" else None,
-        "batch_sizes": [small, large], "rounds": list(rounds), "min_round_s": MIN_CALL_S,
+        "batch_sizes": [small, large], "rounds": list(rounds), "processes": processes, "min_round_s": MIN_CALL_S,
         "cpu_load": {"start": load_start, "end": load_end},
         "task_config": task.config, "provenance": results.provenance(str(device)),
         "entries": rows, "candidates": candidates, "notes": notes,
@@ -317,7 +366,8 @@ def measure_task(suite: Suite, task, root: Path, device: torch.device, dtype: to
 
 
 def run(suite: Suite, root: Path, droot: Path, device: torch.device, dtype: torch.dtype,
-        only_tasks: list[str] | None = None, rounds: tuple[int, int] = ROUNDS, log=print) -> list[Path]:
+        only_tasks: list[str] | None = None, rounds: tuple[int, int] = ROUNDS, processes: int = PROCESSES,
+        log=print) -> list[Path]:
     """Measure every task of ``suite`` with data and write its cost file; the files written.
     A measurement that disagrees with itself is taken again, up to ``ATTEMPTS`` times in all (each
     of its four checks misses its 95 % interval now and then by design); a task that still
@@ -339,7 +389,7 @@ def run(suite: Suite, root: Path, droot: Path, device: torch.device, dtype: torc
         task.device = device
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                data = measure_task(suite, task, root, device, dtype, rounds, log)
+                data = measure_task(suite, task, root, device, dtype, rounds, processes, log)
                 break
             except MeasurementError as e:
                 log(f"attempt {attempt} of {ATTEMPTS}: {e}")
@@ -376,9 +426,10 @@ def summary(data: dict[str, Any]) -> str:
 # -- reading the cost files ---------------------------------------------------------------------
 TABLE = ("cpu", "float32")  # the (device, dtype) of the file whose ratios the leaderboard's tables show
 ABOUT = ("`python -m uqbench cost`: every entry of a (suite, task) built from its architecture with random weights "
-         "and timed in one process, interleaved round by round, on the same inputs and threads. Time × is the median "
-         "of the per-round ratios to the reference model with its 95 % interval; `control` is a second copy of the "
-         "reference (it must read 1.00, else the measurement is refused).")  # what a cost file holds, for readers
+         "and timed side by side, interleaved round by round with the reference model timed beside each, on the same "
+         "inputs and threads, in several fresh processes one after another. Time × is the median over the processes "
+         "of each one's median ratio to the reference, with its 95 % interval (how far another run may land); "
+         "`control` is a second copy of the reference (it must read 1.00, else the measurement is refused).")  # what a cost file holds, for readers
 ABOUT_BENCHMARK = ("`make cost-benchmark` (pytest-benchmark): the single model, a deep ensemble run member after "
                    "member and fused Hydra on random weights, timed one after the other in one run.")
 
@@ -416,7 +467,8 @@ def between(f: dict, a: str, b: str, batch: str) -> tuple[float, float, float]:
     """Entry ``a``'s time over entry ``b``'s at ``batch``, round by round (each first taken over the
     reference timed beside it, where the file records that): median and 95 % interval."""
     rows = {r["name"]: r[batch] for r in f["entries"]}
-    return median_interval([x / y for x, y in zip(relative(rows[a]), relative(rows[b]))])
+    return grouped_median_interval([x / y for x, y in zip(relative(rows[a]), relative(rows[b]))],
+                                   rows[a].get("process_of_round"))
 
 
 def relative(s: dict) -> list[float]:

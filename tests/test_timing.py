@@ -1,6 +1,6 @@
 """Side-by-side cost (``python -m uqbench cost``): networks built from the architecture, timed
-interleaved in one process; identical networks read 1.00, and a measurement that says otherwise
-is refused without touching the file already there."""
+interleaved in fresh processes; identical networks read 1.00, and a measurement that says
+otherwise is refused without touching the file already there."""
 
 from __future__ import annotations
 
@@ -55,6 +55,13 @@ def test_median_interval_takes_the_order_statistics_of_the_median():
     assert 0.95 <= np.mean(hits) <= 0.985
 
 
+def test_the_interval_is_taken_over_the_processes_medians():
+    values = [1.0, 1.1, 1.0] + [1.2, 1.2, 1.3] + [0.9] * 3 + [1.0] * 3 + [1.05] * 3 + [1.1] * 3
+    groups = [p for p in range(6) for _ in range(3)]
+    assert timing.grouped_median_interval(values, groups) == pytest.approx((1.025, 0.9, 1.2))  # six medians: min and max
+    assert timing.grouped_median_interval(values, None) == timing.median_interval(values)  # a file without processes
+
+
 def test_two_identical_architectures_read_one_within_their_interval():
     cfg = vit_config(img_size=16, patch=4, dim=48, depth=2, heads=4, num_classes=10)
     torch.manual_seed(0)
@@ -104,7 +111,7 @@ def tiny(tmp_path):
 
 def test_cost_command_end_to_end_on_a_tiny_task(tiny, tmp_path):
     root = tmp_path / "res"
-    measured(["cost", "--suite", str(tiny), "--results", str(root), "--rounds-small", "9", "--rounds-large", "7",
+    measured(["cost", "--suite", str(tiny), "--results", str(root), "--rounds-small", "2", "--rounds-large", "1",
               "--batch-sizes", "1,32"])
     data = json.loads(timing.path(root, "tiny", "digits", "cpu", "float32").read_text())
     rows = {r["name"]: r for r in data["entries"]}
@@ -119,6 +126,7 @@ def test_cost_command_end_to_end_on_a_tiny_task(tiny, tmp_path):
     assert rows["deep_ensembles"]["members"] == 2 and rows["hydra"]["members"] == 3
     assert rows["deep_ensembles"]["large"]["ratio"] > 1.3  # two networks take longer than one
     assert set(data["cpu_load"]) == {"start", "end"} and data["provenance"]["device"] == "cpu"
+    assert data["processes"] == 6 and rows["hydra"]["small"]["process_of_round"] == [p for p in range(6) for _ in "ab"]
 
 
 def test_tuning_candidates_are_costed_through_the_entry_with_their_networks(tmp_path):
@@ -158,6 +166,7 @@ def test_a_measurement_that_disagrees_with_itself_is_refused_and_nothing_is_over
         return times, {n: 1 for n in fns}, {n: [1.0] * rounds for n in fns}
 
     monkeypatch.setattr(timing, "interleaved", noisy)
+    monkeypatch.setattr(timing, "fresh_process", lambda fn, *args: fn(*args))
     assert_bad_input(capsys, ["cost", "--suite", str(tiny), "--results", str(root)], root,
                      "runs the same networks as `single` but took 1.300 x")
     assert kept.read_text() == "{}\n"
@@ -168,19 +177,21 @@ def test_a_disagreement_is_measured_again_before_it_is_reported(tiny, tmp_path, 
 
     def flaky(fns, x, device, rounds, min_s=None, warmup=2, reference=None):  # the first measurement noisy
         made.append(1)
-        slow = 1.3 if len(made) <= 2 else 1.0
+        slow = 1.3 if len(made) <= 2 * timing.PROCESSES else 1.0  # two batches in each process
         times = {n: [slow if n == timing.CONTROL else 1.0] * rounds for n in fns}
         return times, {n: 1 for n in fns}, {n: [1.0] * rounds for n in fns}
 
     monkeypatch.setattr(timing, "interleaved", flaky)
+    monkeypatch.setattr(timing, "fresh_process", lambda fn, *args: fn(*args))
     root = tmp_path / "res"
     assert cli.main(["cost", "--suite", str(tiny), "--results", str(root)]) == 0
-    assert len(made) == 4 and timing.path(root, "tiny", "digits", "cpu", "float32").exists()
+    assert len(made) == 4 * timing.PROCESSES and timing.path(root, "tiny", "digits", "cpu", "float32").exists()
 
 
 @pytest.mark.parametrize("argv, needle", [
     (["--tasks", "nope"], "unknown task of suite tiny 'nope'"),
-    (["--rounds-small", "3"], "at least 6"),
+    (["--processes", "3"], "at least 6"),
+    (["--rounds-small", "0"], "--rounds-small must be an integer >= 1"),
     (["--threads", "0"], "--threads must be an integer >= 1"),
     (["--batch-sizes", "1"], "two sizes"),
     (["--batch-sizes", "1,x"], "--batch-sizes must be an integer >= 1"),

@@ -31,8 +31,8 @@ def headline(inputs: Inputs, details: list[Page]) -> Page:
              ". Mean ± standard deviation over seeds, the best mean of each column in bold; "
              f"{', '.join(costs.AXES[k] for k in costs.HEADLINE)}: ratios to "
              f"`{claims.reference_entry(jobs) or claims.REFERENCE}` on the same task, every entry built from its "
-             "architecture and timed side by side in one process (CPU, float32; time ratios with their 95 % interval "
-             "over rounds; the batch sizes and the machine are on the cost page). `+TS`: the entry with one "
+             "architecture and timed side by side (CPU, float32; time ratios with their 95 % interval "
+             "over fresh processes; the batch sizes and the machine are on the cost page). `+TS`: the entry with one "
              "temperature fitted on validation data; energy and max-logit OOD scores are on the suite pages.")])
     for task in sorted({j["task"] for j in jobs}):
         tj = [j for j in jobs if j["task"] == task]
