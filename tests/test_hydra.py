@@ -291,7 +291,7 @@ def test_fit_on_digits_and_save_load(digits_task, tmp_path, criterion, finetune,
 
 
 def test_one_member_with_every_head_is_the_single_model(digits_task):
-    method = create("hydra", num_members=1, heads_per_member=6, finetune_frac=0.0).fit(digits_task)
+    method = create("hydra", num_members=1, heads_per_member=6, fork_layer=0, finetune_frac=0.0).fit(digits_task)
     x = _x(digits_task)
     single = digits_task.single_model(digits_task.seed)
     with torch.no_grad():
@@ -311,3 +311,31 @@ def test_zero_shot_task_runs_without_training(digits_task, monkeypatch):
     out = method.forward_members(_x(digits_task))
     assert out.shape[0] == 3 and torch.isfinite(out).all()
     assert method.extra_["finetuned"] is None
+
+
+def test_the_code_defaults_are_the_best_recipe_across_the_study_tasks():
+    """A user who declares `[methods.hydra]` gets the in-budget recipe the hydra-study ranked best
+    across its tasks (``tune --across-tasks``), on each of those tasks' models."""
+    import inspect
+    import json
+    from pathlib import Path
+
+    from uqbench.bench import suite, tuning
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    rec = json.loads(tuning.across_path(root, "hydra-study", "hydra").read_text())
+    study = suite.load("hydra-study")
+    space = next(sp for sp in study.tuning.spaces if sp.entry == "hydra")
+    best, source = rec["best"]["knobs"], rec["best"]["from"]
+    default = {k: p.default for k, p in inspect.signature(Hydra.__init__).parameters.items() if k != "self"}
+    for task in rec["tasks"]:  # the best recipe carried to each task, as the ranking carried it
+        own, here = space.knobs_for(source), space.knobs_for(task)
+        params = tuning.resolve(space, {k: here[k][own[k].index(v)] for k, v in best.items()})
+        depth = next(t for t in study.tasks if t.name == task).params.get("depth", 6)  # all-MiniLM-L6-v2: 6
+        backbone = {"blocks": [{"heads": [here["heads_per_member"][-1]]}] * depth}  # the list ends at all H
+        k, fork = Hydra()._check_against(backbone)
+        assert (k, fork) == (params.pop("heads_per_member"), params.pop("fork_layer")), task
+        assert {name: default[name] for name in params} == params, task
+    searched = json.loads(tuning.record_path(root, "hydra-study", source, "hydra").read_text())
+    winner = next(c for c in searched["candidates"] if c["name"] == searched["winner"]["name"])
+    assert winner["knobs"] == best and winner["within_max_cost"]  # chosen within the paper's cost

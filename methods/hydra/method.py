@@ -17,17 +17,28 @@ fit(task):
  4. fuse the members into one ``StreamTransformer`` (``fuse``): members' attention as grouped
     linears, MLP merged (averaged) or per member, per-member norms and heads.
 
-Defaults and why:
+Defaults and why. The defaults are the recipe within the paper's cost (H/M heads per member,
+one merged MLP: about one model's parameters) that ranks best across the hydra-study tasks:
+each task's winner on validation data (seed 0; NLL minus OOD AUROC on 'ood_val') is run on the
+other tasks, each task ranks the three by that objective, and the lowest mean rank wins
+(``tune --across-tasks``, ``results/tuning/hydra-study/hydra.across-tasks.json``; CLINC150's
+winner: ranks 1, 2 and 2 on CLINC150, SST-2 and CIFAR-10). ``tests/test_hydra.py`` holds the
+defaults to that record's best.
  * ``num_members=3``: the usual small ensemble; ``heads_per_member=None`` -> H // M, so the
    fused network has (about) H heads per layer in total, i.e. roughly a single model's cost.
  * ``criterion="taylor"``: cheap (one backward per batch); ``circuit`` costs H forward passes
    per layer but needs no gradient and no labels beyond 'val', and scores OOD behaviour.
- * ``fork_layer=0``: every block is pruned and per member, as in the paper.
+ * ``fork_layer=None`` -> the first ``FORK_LAYER`` = 2 blocks shared (at most depth - 1): the
+   members fork after the early blocks, which also makes the fused network cheaper; the paper
+   prunes every block (``fork_layer=0``).
  * ``merge_mlp=True``: the paper's merged MLP -- one MLP for all members, so the fused model
    has about a single model's parameters.
- * ``finetune_frac=0.25``, ``lr_scale=0.2``: a brief, gentle recovery after keeping only
-   1/M of the heads; total training is (1 + M * 0.25) single-model budgets (1.75x for M=3),
-   far below a deep ensemble's M x.
+ * ``finetune_frac=2.0``, ``lr_scale=1.0``: each member fine-tuned for twice the task's epochs
+   at its full rate; total training is (1 + M * 2) single-model budgets (7x for M=3), more than a
+   deep ensemble's M x. The paper's brief, gentle recovery (0.25 x at 0.2 x) ranked behind a
+   longer budget at the full rate on all three tasks of the study (validation objective, lower
+   is better: CLINC150 -0.633 against -0.711, SST-2 0.388 against 0.379 at 0.5 x, CIFAR-10
+   1.654 against 1.485); ``hydra-paper`` in the suites keeps it, spelled out.
  * ``score_batches=8``: "a few batches" of the task's batch size per member.
  * ``gumbel_tau=0.5`` on per-layer standardised scores: clearly important heads are kept by
    every member, near-ties are broken differently per member; 0 = deterministic top-k.
@@ -51,6 +62,7 @@ from ..transformer import StreamTransformer
 
 CRITERIA = ("taylor", "circuit")
 FINETUNE = ("members", "fused")
+FORK_LAYER = 2  # blocks shared before the members fork when ``fork_layer`` is unset (at most depth - 1)
 
 
 def member_seed(seed: int, m: int) -> int:
@@ -83,10 +95,10 @@ class Hydra(UQMethod):
         num_members: int = 3,
         heads_per_member: int | None = None,
         criterion: str = "taylor",
-        fork_layer: int = 0,
+        fork_layer: int | None = None,
         merge_mlp: bool = True,
-        finetune_frac: float = 0.25,
-        lr_scale: float = 0.2,
+        finetune_frac: float = 2.0,
+        lr_scale: float = 1.0,
         score_batches: int = 8,
         gumbel_tau: float = 0.5,
         ood_weight: float = 1.0,
@@ -114,8 +126,8 @@ class Hydra(UQMethod):
             raise ConfigError(f"heads_per_member={self.heads_per_member!r} must be None or an integer >= 1")
         if self.criterion not in CRITERIA:
             raise ConfigError(f"criterion={self.criterion!r} must be one of {', '.join(CRITERIA)}")
-        if not whole(self.fork_layer) or self.fork_layer < 0:
-            raise ConfigError(f"fork_layer={self.fork_layer!r} must be an integer >= 0")
+        if self.fork_layer is not None and (not whole(self.fork_layer) or self.fork_layer < 0):
+            raise ConfigError(f"fork_layer={self.fork_layer!r} must be None or an integer >= 0")
         if self.finetune not in FINETUNE:
             raise ConfigError(f"finetune={self.finetune!r} must be one of {', '.join(FINETUNE)}")
         if not self.finetune_frac >= 0:
@@ -130,47 +142,50 @@ class Hydra(UQMethod):
             raise ConfigError(f"ood_weight={self.ood_weight!r} must be >= 0")
 
     # -- fit ----------------------------------------------------------------------------
-    def _check_against(self, config: dict) -> int:
-        """Validate the hyper-parameters that depend on the model; return heads kept per layer."""
+    def _check_against(self, config: dict) -> tuple[int, int]:
+        """Validate the hyper-parameters that depend on the model; return the heads kept per layer
+        and the fork layer (unset: ``FORK_LAYER``, at most depth - 1)."""
         depth = len(config["blocks"])
-        if self.fork_layer >= depth:
-            raise ConfigError(f"fork_layer={self.fork_layer} must be below the model's depth {depth}")
-        H = min(max(b["heads"]) for b in config["blocks"][self.fork_layer:])
+        fork = min(FORK_LAYER, depth - 1) if self.fork_layer is None else self.fork_layer
+        if fork >= depth:
+            raise ConfigError(f"fork_layer={fork} must be below the model's depth {depth}")
+        H = min(max(b["heads"]) for b in config["blocks"][fork:])
         k = self.heads_per_member if self.heads_per_member is not None else max(1, H // self.num_members)
         if k > H:
             raise ConfigError(f"heads_per_member={k} exceeds the {H} heads of each layer")
-        return k
+        return k, fork
 
-    def _head_sets(self, task: Task, base: StreamTransformer, m: int, k: int) -> tuple[list[list[int]], list]:
+    def _head_sets(self, task: Task, base: StreamTransformer, m: int, k: int, fork: int
+                   ) -> tuple[list[list[int]], list]:
         seed = member_seed(task.seed, m)
         gen = torch.Generator().manual_seed(seed)
         if self.criterion == "taylor":
             split = "train" if task.trainable else "val"
             batches = list(task.batches(split, seed, limit=self.score_batches))
-            scores = taylor_scores(base, batches)[self.fork_layer:]
+            scores = taylor_scores(base, batches)[fork:]
             sets = [select_heads(s, k, self.gumbel_tau, gen) for s in scores]
         else:
             val = list(task.batches("val", seed, limit=self.score_batches))
             ood = list(task.batches("ood_val", seed, limit=self.score_batches)) if task.has_split("ood_val") else []
-            sets, scores = circuit_select(base, val, ood, k, self.fork_layer, self.gumbel_tau, gen, self.ood_weight)
+            sets, scores = circuit_select(base, val, ood, k, fork, self.gumbel_tau, gen, self.ood_weight)
         return sets, [s.tolist() for s in scores]
 
     def inference_networks(self, backbone: dict) -> list[tuple[dict, int]]:
-        k = self._check_against(backbone)
-        member = pruned_config(backbone, [k] * (len(backbone["blocks"]) - self.fork_layer), self.fork_layer)
-        return [(folded_config(fused_config([member] * self.num_members, self.fork_layer, self.merge_mlp)), 1)]
+        k, fork = self._check_against(backbone)
+        member = pruned_config(backbone, [k] * (len(backbone["blocks"]) - fork), fork)
+        return [(folded_config(fused_config([member] * self.num_members, fork, self.merge_mlp)), 1)]
 
     def fit(self, task: Task) -> Hydra:
         self.validate()
         base = task.single_model(task.seed).eval()
-        k = self._check_against(base.config)
-        M, fork = self.num_members, self.fork_layer
+        k, fork = self._check_against(base.config)
+        M = self.num_members
         epochs = self.finetune_frac * task.epochs
         tune = task.trainable and epochs > 0
 
         sets, scores, members = [], [], []
         for m in range(M):
-            s, sc = self._head_sets(task, base, m, k)
+            s, sc = self._head_sets(task, base, m, k, fork)
             sets.append(s)
             scores.append(sc)
             member = _freeze_trunk(prune(base, s, fork), fork)
