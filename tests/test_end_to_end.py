@@ -27,7 +27,7 @@ def test_smoke_suite_to_leaderboard(tmp_path):
     assert (tmp_path / "summary.csv").read_text().count("\n") == len(s.methods) + 1
     assert any((tmp_path / "figures").glob("*reliability.png"))
     assert all(table.cell(m.name, "params").text == "–" for m in s.methods)  # no side-by-side cost file yet
-    measured(["cost", "--suite", "smoke", "--results", str(tmp_path), "--rounds-small", "2", "--rounds-large", "1"])
+    measured(["cost", "--suite", "smoke", "--results", str(tmp_path), "--processes", "6", "--rounds-small", "2"])
     out = report.build(tmp_path, tmp_path / "leaderboard.md")
     table = find(report.all_pages(inputs.load(tmp_path)), "smoke-digits")
     for m in s.methods:  # every method's cost ratios, counted by flop_counter where no analytic model exists (CNNs)
