@@ -199,3 +199,11 @@ def test_a_disagreement_is_measured_again_before_it_is_reported(tiny, tmp_path, 
 def test_cost_bad_input_is_one_line_exit_2(tiny, tmp_path, capsys, argv, needle):
     root = tmp_path / "res"
     assert_bad_input(capsys, ["cost", "--suite", str(tiny), "--results", str(root), *argv], root, needle)
+
+
+def test_the_cost_help_states_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["cost", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {timing.PROCESSES}, at least {timing.MIN_ROUNDS})" in text
+    assert f"small batch (default {timing.ROUNDS[0]})" in text and f"large batch (default {timing.ROUNDS[1]})" in text
