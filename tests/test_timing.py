@@ -126,7 +126,8 @@ def test_cost_command_end_to_end_on_a_tiny_task(tiny, tmp_path):
     assert rows["deep_ensembles"]["members"] == 2 and rows["hydra"]["members"] == 3
     assert rows["deep_ensembles"]["large"]["ratio"] > 1.3  # two networks take longer than one
     assert set(data["cpu_load"]) == {"start", "end"} and data["provenance"]["device"] == "cpu"
-    assert data["processes"] == 6 and rows["hydra"]["small"]["process_of_round"] == [p for p in range(6) for _ in "ab"]
+    n = timing.PROCESSES
+    assert data["processes"] == n and rows["hydra"]["small"]["process_of_round"] == [p for p in range(n) for _ in "ab"]
 
 
 def test_tuning_candidates_are_costed_through_the_entry_with_their_networks(tmp_path):
