@@ -123,6 +123,19 @@ def visible(driver, selector: str) -> list:
                       ".map(e => e.id)", selector)
 
 
+def shown_page(driver, expected: str) -> list:
+    """The visible pages once ``expected`` shows or 5 s pass: a link changes the page on the
+    asynchronous ``hashchange`` event, so the page may switch a moment after the click returns."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(driver, 5).until(lambda d: visible(d, "section.page") == [expected])
+    except TimeoutException:
+        pass
+    return visible(driver, "section.page")
+
+
 def test_browser_cells_equal_the_table_cells(loaded, board):
     assert [e for e in loaded.get_log("browser") if e["level"] == "SEVERE"] == []
     page = js(loaded, "return Object.fromEntries([...document.querySelectorAll('table')].map(t => [t.id, "
@@ -141,13 +154,14 @@ def test_browser_opens_on_the_headline_and_details_are_one_click_away(loaded, bo
     assert first == "headline-cifar10-vit" and loaded.find_element(By.ID, first).location["y"] < 1000  # on screen
     assert loaded.find_element(By.ID, "p-panel").get_attribute("value") == f"{claims.RECORD_SUITE}\u0001cifar10-vit"
     loaded.find_element(By.CSS_SELECTOR, 'header nav a[href="#page-standard"]').click()
-    assert visible(loaded, "section.page") == ["page-standard"]
+    assert shown_page(loaded, "page-standard") == ["page-standard"]
     assert not loaded.find_element(By.ID, "plot").is_displayed()
     loaded.find_element(By.CSS_SELECTOR, 'header nav a[href="#page-headline"]').click()
+    assert shown_page(loaded, "page-headline") == ["page-headline"]
     mark = loaded.find_element(By.CSS_SELECTOR, "#verdicts-standard-digits tbody tr td:nth-child(2) a")
     target = mark.get_attribute("href").split("#")[1]
     mark.click()  # a verdict mark opens its interval on the suite's page
-    assert visible(loaded, "section.page") == ["page-standard"]
+    assert shown_page(loaded, "page-standard") == ["page-standard"]
     assert loaded.find_element(By.ID, target).is_displayed() and target.startswith("claim-standard-digits-")
 
 
