@@ -64,7 +64,9 @@ MIN_CALL_S = 0.05  # each entry's share of a round lasts at least this long
 # 9 processes put the interval at the second lowest and second highest of their medians, so one
 # process that reads a copy of the reference 4-22 % off (half the checks with 6) does not set it
 PROCESSES = 9  # fresh processes a task is timed in, one after another (at least MIN_ROUNDS)
-ROUNDS = (3, 1)  # rounds per process at the small and at the large batch
+# one round at the large batch left a process's ratio at the noise of a single call (2-7 % here),
+# and identical networks up to 12 % apart at the interval's edge; the median of two halves that
+ROUNDS = (3, 2)  # rounds per process at the small and at the large batch
 ATTEMPTS = 3  # measurements of a task before its disagreement is reported
 
 
@@ -194,7 +196,7 @@ def _sync(device: torch.device) -> None:
 
 
 def interleaved(fns: dict[str, Callable[[Any], Any]], x: Any, device: torch.device, rounds: int,
-                min_s: float | None = None, warmup: int = 2, reference: str | None = None
+                min_s: float | None = None, warmup: int = 1, reference: str | None = None
                 ) -> tuple[dict[str, list[float]], dict[str, int], dict[str, list[float]]]:
     """Seconds of one ``fn(x)`` per round for every fn, the calls each share of a round averages,
     and, per fn and round, the seconds of ``reference`` timed right beside it (the mean of its

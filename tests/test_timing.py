@@ -162,7 +162,7 @@ def test_a_measurement_that_disagrees_with_itself_is_refused_and_nothing_is_over
     kept.parent.mkdir(parents=True)
     kept.write_text("{}\n")
 
-    def noisy(fns, x, device, rounds, min_s=None, warmup=2, reference=None):  # the control copy 30 % slower every round
+    def noisy(fns, x, device, rounds, min_s=None, warmup=1, reference=None):  # the control copy 30 % slower every round
         times = {n: [1.3 if n == timing.CONTROL else 1.0] * rounds for n in fns}
         return times, {n: 1 for n in fns}, {n: [1.0] * rounds for n in fns}
 
@@ -176,7 +176,7 @@ def test_a_measurement_that_disagrees_with_itself_is_refused_and_nothing_is_over
 def test_a_disagreement_is_measured_again_before_it_is_reported(tiny, tmp_path, monkeypatch):
     made = []
 
-    def flaky(fns, x, device, rounds, min_s=None, warmup=2, reference=None):  # the first measurement noisy
+    def flaky(fns, x, device, rounds, min_s=None, warmup=1, reference=None):  # the first measurement noisy
         made.append(1)
         slow = 1.3 if len(made) <= 2 * timing.PROCESSES else 1.0  # two batches in each process
         times = {n: [slow if n == timing.CONTROL else 1.0] * rounds for n in fns}
