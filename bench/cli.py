@@ -258,7 +258,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", help="CPU threads (default: the suite's)")
     c.add_argument("--batch-sizes", help="small,large batch (default: the suite's batch_sizes)")
     c.add_argument("--processes", help="fresh processes the rounds are split over (default 9, at least 6)")
-    c.add_argument("--rounds-small", help="rounds per process at the small batch (default 3)")
+    c.add_argument("--rounds-small", help="rounds per process at the small batch (default 6)")
     c.add_argument("--rounds-large", help="rounds per process at the large batch (default 2)")
     c.set_defaults(fn=_cmd_cost)
     lb = sub.add_parser("leaderboard", help="rebuild leaderboard.md and .html, summary.csv, runs.json and figures")

@@ -65,8 +65,9 @@ MIN_CALL_S = 0.05  # each entry's share of a round lasts at least this long
 # process that reads a copy of the reference 4-22 % off (half the checks with 6) does not set it
 PROCESSES = 9  # fresh processes a task is timed in, one after another (at least MIN_ROUNDS)
 # one round at the large batch left a process's ratio at the noise of a single call (2-7 % here),
-# and identical networks up to 12 % apart at the interval's edge; the median of two halves that
-ROUNDS = (3, 2)  # rounds per process at the small and at the large batch
+# and identical networks up to 12 % apart at the interval's edge; the median of two halves that.
+# Rounds at batch 1 cost seconds, so 6 of them (with 3, single-ft read 1.01 [0.99, 1.06])
+ROUNDS = (6, 2)  # rounds per process at the small and at the large batch
 ATTEMPTS = 3  # measurements of a task before its disagreement is reported
 
 
