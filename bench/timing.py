@@ -32,6 +32,7 @@ One file per suite, task, device and dtype: ``<results>/cost/<suite>/<task>/<dev
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import hashlib
 import json
@@ -39,6 +40,7 @@ import math
 import multiprocessing
 import os
 import random
+import signal
 import statistics
 import time
 from collections.abc import Callable
@@ -280,9 +282,20 @@ def session(timed: dict[str, Costed], xs: dict[int, Any], rounds: dict[int, int]
     return {b: interleaved(fns, _to(x, dev), dev, rounds[b], reference=reference) for b, x in xs.items()}
 
 
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2  # prctl(2) options (Linux)
+
+
+def _end_with_parent() -> None:
+    """On Linux, have the kernel end this worker when the process that spawned it ends: a
+    stopped ``cost`` command must leave no worker timing on beside the next measurement."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in a new interpreter (spawned, not forked), with its own memory layout."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    """``fn(*args)`` in a new interpreter (spawned, not forked), with its own memory layout,
+    ended with the calling process."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_end_with_parent) as pool:
         return pool.submit(fn, *args).result()
 
 

@@ -5,6 +5,7 @@ otherwise is refused without touching the file already there."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from types import SimpleNamespace
 
@@ -60,6 +61,21 @@ def test_the_interval_is_taken_over_the_processes_medians():
     groups = [p for p in range(6) for _ in range(3)]
     assert timing.grouped_median_interval(values, groups) == pytest.approx((1.025, 0.9, 1.2))  # six medians: min and max
     assert timing.grouped_median_interval(values, None) == timing.median_interval(values)  # a file without processes
+
+
+def _death_signal() -> int:
+    import ctypes
+
+    got = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(timing.PR_GET_PDEATHSIG, ctypes.byref(got))
+    return got.value
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_timing_worker_ends_with_the_process_that_spawned_it():
+    import signal
+
+    assert timing.fresh_process(_death_signal) == signal.SIGTERM  # a killed `cost` leaves no worker behind
 
 
 def test_two_identical_architectures_read_one_within_their_interval():
